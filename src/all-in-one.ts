@@ -1,0 +1,28 @@
+import { createTokenVerifier } from './platform/auth/access-token.ts';
+import type { Config } from './platform/config.ts';
+import type { Logger } from './platform/logger.ts';
+import { startHost } from './platform/service-host.ts';
+import { createAuthModule } from './services/auth/auth-module.ts';
+import { loadSigningKeys } from './services/auth/signing-keys.ts';
+import { createDefectsModule } from './services/defects/defects-module.ts';
+import { createProjectsModule } from './services/projects/projects-module.ts';
+
+export const DEFAULT_PORT = 8000;
+
+/** Every service in one process behind one port: what `npm start` runs. */
+export async function startAllInOne(config: Config, log: Logger) {
+  const port = config.PORT ?? DEFAULT_PORT;
+  const keys = await loadSigningKeys({ privateKeyPem: config.JWT_PRIVATE_KEY, dataDir: config.DATA_DIR });
+  return startHost({
+    config,
+    log,
+    name: 'all-in-one',
+    port,
+    verifyToken: createTokenVerifier(keys.publicKey),
+    modules: (deps) => [
+      createAuthModule({ ...deps, keys }),
+      createProjectsModule(deps),
+      createDefectsModule({ ...deps, projectsUrl: config.PROJECTS_URL ?? `http://127.0.0.1:${port}` }),
+    ],
+  });
+}

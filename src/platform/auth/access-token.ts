@@ -1,0 +1,52 @@
+import { createRemoteJWKSet, jwtVerify, type CryptoKey, type JWTVerifyGetKey, type KeyObject } from 'jose';
+
+/** The roles of the token contract; each service decides what a role may do. */
+export const ROLES = ['admin', 'manager', 'engineer', 'observer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface AuthenticatedUser {
+  id: number;
+  username: string;
+  role: Role;
+}
+
+export const TOKEN_ISSUER = 'defect-control-auth';
+export const TOKEN_AUDIENCE = 'defect-control';
+export const TOKEN_ALGORITHM = 'EdDSA';
+
+export type TokenVerifier = (token: string) => Promise<AuthenticatedUser>;
+
+/**
+ * Verifies access tokens with the auth service's public key: given directly (same process,
+ * or JWT_PUBLIC_KEY), or fetched and cached from the auth service's JWKS endpoint.
+ */
+export function createTokenVerifier(key: CryptoKey | KeyObject | { jwksUrl: string }): TokenVerifier {
+  const keySource: CryptoKey | KeyObject | JWTVerifyGetKey =
+    'jwksUrl' in key ? createRemoteJWKSet(new URL(key.jwksUrl)) : key;
+  return async (token) => {
+    const { payload } = await jwtVerify(token, keySource as any, {
+      issuer: TOKEN_ISSUER,
+      audience: TOKEN_AUDIENCE,
+      algorithms: [TOKEN_ALGORITHM],
+    });
+    const id = Number(payload.sub);
+    const role = payload.role as Role;
+    if (!Number.isInteger(id) || !ROLES.includes(role) || typeof payload.username !== 'string') {
+      throw new Error('token claims are incomplete');
+    }
+    return { id, username: payload.username, role };
+  };
+}
+
+/**
+ * A service apart from auth verifies tokens with JWT_PUBLIC_KEY when given, else with
+ * the keys the auth service publishes at AUTH_URL.
+ */
+export async function tokenVerifierFromConfig(config: { JWT_PUBLIC_KEY?: string; AUTH_URL?: string }): Promise<TokenVerifier> {
+  if (config.JWT_PUBLIC_KEY) {
+    const { importSPKI } = await import('jose');
+    return createTokenVerifier(await importSPKI(config.JWT_PUBLIC_KEY, TOKEN_ALGORITHM));
+  }
+  if (config.AUTH_URL) return createTokenVerifier({ jwksUrl: `${config.AUTH_URL}/v1/auth/jwks.json` });
+  throw new Error('Set AUTH_URL (the auth service, whose public keys verify tokens) or JWT_PUBLIC_KEY');
+}

@@ -1,0 +1,87 @@
+import path from 'node:path';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value, ValuePointer } from '@sinclair/typebox/value';
+
+/**
+ * The one place that reads process.env. Every variable is declared here with its
+ * default; a bad value stops the process at start with a message naming the variable.
+ */
+const Credentials = Type.String({ pattern: '^[^:]+:.+$', description: 'name:password' });
+const Url = Type.String({ pattern: '^[a-z][a-z0-9+.-]*://' });
+
+const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '0.0.0.0' }),
+  PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  DATA_DIR: Type.String({ default: './data' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  AMQP_URL: Type.Optional(Type.String({ pattern: '^amqps?://' })),
+  DEMO_USER: Type.Optional(Credentials),
+  ADMIN_USER: Type.Optional(Credentials),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ pattern: 'BEGIN PRIVATE KEY' })),
+  JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: 'BEGIN PUBLIC KEY' })),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600, default: 3600 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' },
+  ),
+  AUTH_URL: Type.Optional(Url),
+  PROJECTS_URL: Type.Optional(Url),
+  DEFECTS_URL: Type.Optional(Url),
+});
+
+type RawConfig = Static<typeof ConfigSchema>;
+
+export type Config = Readonly<
+  Omit<RawConfig, 'DEMO_USER' | 'ADMIN_USER' | 'LOG_LEVEL'> & {
+    LOG_LEVEL: string;
+    DATA_DIR: string;
+    DEMO_USER?: { username: string; password: string };
+    ADMIN_USER?: { username: string; password: string };
+    /** true when no DATABASE_URL is set: the system runs on PGlite under DATA_DIR */
+    embedded: boolean;
+  }
+>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const EMBEDDED_DEMO_USER = 'testuser:123456';
+
+/** Reads and validates the configuration; pure over the given environment. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw = pickDeclared(ConfigSchema, env);
+  const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw));
+  const problems = [...Value.Errors(ConfigSchema, converted)].map(
+    (error) => `${error.path.slice(1)}=${JSON.stringify(ValuePointer.Get(raw, error.path))}: ${error.message}`,
+  );
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
+  }
+  const config = converted as RawConfig;
+  const embedded = !config.DATABASE_URL;
+  return Object.freeze({
+    ...config,
+    DATA_DIR: path.resolve(config.DATA_DIR),
+    embedded,
+    DEMO_USER: parseCredentials(config.DEMO_USER ?? (embedded ? EMBEDDED_DEMO_USER : undefined)),
+    ADMIN_USER: parseCredentials(config.ADMIN_USER),
+  });
+}
+
+/** Only declared variables, with empty strings treated as unset (as shells often pass them). */
+function pickDeclared(schema: TSchema & { properties: Record<string, unknown> }, env: NodeJS.ProcessEnv) {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') picked[key] = value;
+  }
+  return picked;
+}
+
+function parseCredentials(value: string | undefined) {
+  if (!value) return undefined;
+  const separator = value.indexOf(':');
+  return { username: value.slice(0, separator), password: value.slice(separator + 1) };
+}

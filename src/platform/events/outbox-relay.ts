@@ -1,0 +1,141 @@
+import type { Database } from '../db/database.ts';
+import type { Logger } from '../logger.ts';
+import type { Outbox } from './outbox.ts';
+import { formatEventLogLine } from './python-json.ts';
+import type { EventTransport, OutgoingMessage } from './transport.ts';
+
+export interface OutboxRelayOptions {
+  db: Database;
+  outbox: Outbox;
+  transport: EventTransport;
+  log: Logger;
+  /** AMQP app_id of the published messages: the publishing service. */
+  appId: string;
+  batchSize?: number;
+  /** After a failed publish, the next attempt (sooner if the broker reconnects). */
+  retryDelayMs?: number;
+  /** A safety net only: commits wake the relay at once. */
+  pollIntervalMs?: number;
+}
+
+export interface RelayStatus {
+  ok: boolean;
+  detail: string;
+}
+
+export interface OutboxRelay {
+  start(): void;
+  wake(): void;
+  status(): RelayStatus;
+  close(): Promise<void>;
+}
+
+interface OutboxRow {
+  id: number;
+  event_id: string;
+  event_type: string;
+  body: string;
+  headers: Record<string, string>;
+  created_at: Date;
+}
+
+/**
+ * Publishes a service's committed events in commit order and marks them published only
+ * after the broker confirmed them. One relay at a time per service holds the advisory
+ * lock, so several replicas never publish the same rows side by side or out of order.
+ */
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { db, outbox, transport, log, appId } = options;
+  const { schema } = outbox;
+  const batchSize = options.batchSize ?? 500;
+  const retryDelayMs = options.retryDelayMs ?? 1_000;
+  const pollIntervalMs = options.pollIntervalMs ?? 5_000;
+
+  let running: Promise<void> | undefined;
+  let wokenWhileRunning = false;
+  let closed = false;
+  let lastError: string | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let pollTimer: NodeJS.Timeout | undefined;
+
+  const selectSql = `
+    SELECT id, event_id, event_type, body, headers, created_at FROM ${schema}.outbox
+    WHERE published_at IS NULL ORDER BY id LIMIT $1`;
+  const markSql = `UPDATE ${schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])`;
+
+  /** Publishes one batch; returns how many rows it published. */
+  const publishBatch = () =>
+    db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`outbox-relay:${schema}`]);
+      const { rows } = await tx.query<OutboxRow>(selectSql, [batchSize]);
+      if (rows.length === 0) return [] as OutboxRow[];
+      await transport.publish(rows.map((row) => toMessage(row, appId)));
+      await tx.query(markSql, [rows.map((row) => row.id)]);
+      return rows;
+    });
+
+  const drain = async () => {
+    do {
+      wokenWhileRunning = false;
+      let published: OutboxRow[];
+      do {
+        published = await publishBatch();
+        for (const row of published) log.info(formatEventLogLine(JSON.parse(row.body)));
+      } while (published.length === batchSize && !closed);
+    } while (wokenWhileRunning && !closed);
+  };
+
+  const wake = () => {
+    if (closed) return;
+    if (running) {
+      wokenWhileRunning = true;
+      return;
+    }
+    clearTimeout(retryTimer);
+    running = drain()
+      .then(() => {
+        if (lastError) log.info({ schema }, 'outbox relay publishing again');
+        lastError = undefined;
+      })
+      .catch((error: Error) => {
+        if (lastError !== error.message) log.warn({ err: error, schema }, 'outbox relay could not publish; events stay in the outbox');
+        lastError = error.message;
+        if (!closed) retryTimer = setTimeout(wake, retryDelayMs);
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  };
+
+  return {
+    start() {
+      outbox.onCommit(wake);
+      transport.onReady(wake);
+      pollTimer = setInterval(wake, pollIntervalMs).unref();
+      wake();
+    },
+    wake,
+    status() {
+      if (lastError) return { ok: false, detail: `outbox ${schema}: publishing failing: ${lastError}` };
+      return { ok: true, detail: `outbox ${schema}: publishing` };
+    },
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      clearInterval(pollTimer);
+      await running;
+    },
+  };
+}
+
+function toMessage(row: OutboxRow, appId: string): OutgoingMessage {
+  return {
+    routingKey: row.event_type,
+    messageId: row.event_id,
+    type: row.event_type,
+    appId,
+    timestamp: row.created_at,
+    body: Buffer.from(row.body, 'utf8'),
+    headers: row.headers,
+  };
+}

@@ -1,0 +1,31 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { AuthenticatedUser, TokenVerifier } from '../auth/access-token.ts';
+import { unauthenticated } from './errors.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    user: AuthenticatedUser;
+  }
+  interface FastifyInstance {
+    /** onRequest hook for routes that need a signed-in user. */
+    authenticate(request: FastifyRequest): Promise<void>;
+  }
+}
+
+export const authGuard = fp(
+  async (app: FastifyInstance, options: { verifyToken: TokenVerifier }) => {
+    app.decorateRequest('user', null as unknown as AuthenticatedUser);
+    app.decorate('authenticate', async (request: FastifyRequest) => {
+      const header = request.headers.authorization;
+      const match = header?.match(/^Bearer\s+(\S+)$/i);
+      if (!match) throw unauthenticated();
+      try {
+        request.user = await options.verifyToken(match[1]);
+      } catch {
+        throw unauthenticated('Invalid or expired token: sign in again at /v1/auth/token');
+      }
+    });
+  },
+  { name: 'auth-guard' },
+);

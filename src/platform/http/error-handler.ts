@@ -1,0 +1,61 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, statusOfError } from './errors.ts';
+import { describeValidationErrors } from './validation.ts';
+
+/**
+ * Every error leaves as JSON with a human-readable `detail` (what FastAPI clients read)
+ * plus RFC 9457 problem fields. Nothing here knows any service.
+ */
+export function handleError(error: FastifyError | DomainError | Error, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof DomainError) {
+    return sendProblem(reply, statusOfError(error.code), error.code, error.message, error.extra);
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const errors = describeValidationErrors(fastifyError.validation, fastifyError.validationContext ?? 'body');
+    const detail = errors.map((problem) => `${problem.loc}: ${problem.msg}`).join('; ');
+    return sendProblem(reply, 422, 'VALIDATION_FAILED', `Invalid request: ${detail}`, { errors });
+  }
+  const status = fastifyError.statusCode;
+  if (status && status >= 400 && status < 500) {
+    return sendProblem(reply, status, fastifyError.code ?? 'BAD_REQUEST', clientErrorDetail(fastifyError));
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return sendProblem(reply, 500, 'INTERNAL_ERROR', 'Internal server error; the request id identifies it in the logs');
+}
+
+function clientErrorDetail(error: FastifyError): string {
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return `Malformed JSON body: ${error.message}`;
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'Request body is too large';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return `Unsupported content type: ${error.message}`;
+    default:
+      return error.message;
+  }
+}
+
+export function sendProblem(
+  reply: FastifyReply,
+  status: number,
+  code: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+) {
+  return reply
+    .code(status)
+    .type('application/problem+json; charset=utf-8')
+    .send({ detail, status, title: titleOf(status), code, ...extra, instance: reply.request.url, request_id: reply.request.id });
+}
+
+function titleOf(status: number): string {
+  const titles: Record<number, string> = {
+    400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+    409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
+    500: 'Internal Server Error', 503: 'Service Unavailable',
+  };
+  return titles[status] ?? 'Error';
+}

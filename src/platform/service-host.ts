@@ -1,0 +1,111 @@
+import type { TokenVerifier } from './auth/access-token.ts';
+import type { Config } from './config.ts';
+import { connectDatabase, describeDatabase } from './db/connect.ts';
+import type { Database } from './db/database.ts';
+import { migrate } from './db/migrate.ts';
+import { createAmqpTransport } from './events/amqp-transport.ts';
+import { startEventConsumer } from './events/event-consumer.ts';
+import { createInProcessTransport } from './events/in-process-transport.ts';
+import { createOutboxRelay, type OutboxRelay } from './events/outbox-relay.ts';
+import type { EventTransport, Subscription } from './events/transport.ts';
+import { createHttpApp, type HttpApp } from './http/http-app.ts';
+import type { Logger } from './logger.ts';
+import type { ServiceDeps, ServiceModule } from './service.ts';
+
+export interface HostOptions {
+  config: Config;
+  log: Logger;
+  /** Names this process in logs, AMQP connection names and the OpenAPI title. */
+  name: string;
+  port: number;
+  verifyToken: TokenVerifier;
+  modules(deps: ServiceDeps): ServiceModule[] | Promise<ServiceModule[]>;
+}
+
+export interface RunningHost {
+  app: HttpApp;
+  db: Database;
+  transport: EventTransport;
+  relays: OutboxRelay[];
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs one or several services in this process: database and migrations, the event
+ * transport, each outbox's relay, the consumers, and the HTTP routes on one port.
+ */
+export async function startHost(options: HostOptions): Promise<RunningHost> {
+  const { config, log } = options;
+  const db = await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR });
+  const transport: EventTransport = config.AMQP_URL
+    ? createAmqpTransport({ url: config.AMQP_URL, log: log.child({ component: 'amqp' }), connectionName: options.name })
+    : createInProcessTransport({ log: log.child({ component: 'in-process-transport' }) });
+  const deps: ServiceDeps = { config, db, transport, log, verifyToken: options.verifyToken };
+  const modules = await options.modules(deps);
+
+  for (const module of modules) await migrate(db, module.name, module.migrations);
+  for (const module of modules) await module.start?.();
+
+  const publishers = modules.filter((module) => module.outbox);
+  const relays = publishers.map((module) =>
+    createOutboxRelay({ db, outbox: module.outbox!, transport, appId: module.name, log: log.child({ service: module.name }) }),
+  );
+  const app = await createHttpApp({
+    log,
+    title: `Defect Control — ${options.name}`,
+    verifyToken: options.verifyToken,
+    readiness: [
+      { name: 'database', check: () => db.query('SELECT 1').then(() => ({ ok: true, detail: db.kind === 'embedded' ? 'embedded PGlite' : 'PostgreSQL' }), (error: Error) => ({ ok: false, detail: error.message })) },
+      { name: 'broker', check: () => transport.status() },
+      ...relays.map((relay, index) => ({ name: `outbox-relay:${publishers[index].name}`, check: () => relay.status() })),
+    ],
+  });
+  for (const module of modules) await app.register(module.routes);
+
+  relays.forEach((relay) => relay.start());
+  const subscriptions: Subscription[] = modules.flatMap((module) =>
+    (module.consumers ?? []).map((consumer) =>
+      startEventConsumer({ db, transport, log: log.child({ consumer: consumer.name }), schema: module.name, ...consumer }),
+    ),
+  );
+
+  const address = await app.listen({ host: config.HOST, port: options.port });
+  log.info(
+    `${options.name} listening on ${address} (database: ${describeDatabase(config.DATABASE_URL, config.DATA_DIR)}; ` +
+      `events: ${config.AMQP_URL ? `RabbitMQ at ${new URL(config.AMQP_URL).host}` : 'in-process transport'})`,
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    db,
+    transport,
+    relays,
+    url: address.replace('0.0.0.0', '127.0.0.1'),
+    close: () =>
+      (closing ??= (async () => {
+        await app.close();
+        await Promise.all(subscriptions.map((subscription) => subscription.close()));
+        await Promise.all(relays.map((relay) => relay.close()));
+        await transport.close();
+        await db.close();
+      })()),
+  };
+}
+
+/** SIGTERM/SIGINT: stop taking work, finish what is in hand, exit. */
+export function closeOnSignals(host: { close(): Promise<void> }, log: Logger): void {
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    host.close().then(
+      () => process.exit(0),
+      (error) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}

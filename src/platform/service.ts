@@ -1,0 +1,39 @@
+import type { TokenVerifier } from './auth/access-token.ts';
+import type { Config } from './config.ts';
+import type { Database } from './db/database.ts';
+import type { Migration } from './db/migrate.ts';
+import type { EventHandler } from './events/event-consumer.ts';
+import type { Outbox } from './events/outbox.ts';
+import type { EventTransport } from './events/transport.ts';
+import type { HttpApp } from './http/http-app.ts';
+import type { Logger } from './logger.ts';
+
+/** What the host gives every service. */
+export interface ServiceDeps {
+  config: Config;
+  db: Database;
+  transport: EventTransport;
+  log: Logger;
+  verifyToken: TokenVerifier;
+}
+
+export interface ConsumerDefinition {
+  name: string;
+  handlers: Record<string, EventHandler>;
+  prefetch?: number;
+}
+
+/**
+ * A service as the host runs it, alone in its process or beside the others:
+ * its schema's migrations, its routes, the outbox it publishes from, what it consumes.
+ */
+export interface ServiceModule {
+  /** Also its PostgreSQL schema. */
+  name: string;
+  migrations: Migration[];
+  routes(app: HttpApp): Promise<void>;
+  outbox?: Outbox;
+  consumers?: ConsumerDefinition[];
+  /** Runs after migrations, before the port opens (seed data, caches). */
+  start?(): Promise<void>;
+}

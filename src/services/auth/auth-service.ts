@@ -1,0 +1,116 @@
+import { hash, verify } from '@node-rs/argon2';
+import { SignJWT } from 'jose';
+import type { Role } from '../../platform/auth/access-token.ts';
+import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../platform/auth/access-token.ts';
+import type { Database } from '../../platform/db/database.ts';
+import { hasPgCode, PG_UNIQUE_VIOLATION } from '../../platform/db/pg-errors.ts';
+import type { EventContext, Outbox } from '../../platform/events/outbox.ts';
+import type { Logger } from '../../platform/logger.ts';
+import { invalidCredentials, userNotFound, usernameTaken } from './errors.ts';
+import type { SigningKeys } from './signing-keys.ts';
+import { usersRepository, type User } from './users-repository.ts';
+
+export interface Registration {
+  username: string;
+  password: string;
+  email: string;
+  full_name?: string | null;
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;
+
+export function createAuthService(deps: {
+  db: Database;
+  outbox: Outbox;
+  keys: SigningKeys;
+  tokenTtlSeconds: number;
+  log: Logger;
+}) {
+  const { db, outbox, keys } = deps;
+  // Verifying against a real hash when the user does not exist keeps the response time
+  // from telling which usernames exist.
+  const decoyHash = hash('decoy password, never matches');
+
+  const createUser = async (registration: Registration, role: Role, context: Omit<EventContext, 'userId'>) => {
+    const password_hash = await hash(registration.password);
+    try {
+      return await outbox.transaction({ userId: null, ...context }, async (tx, events) => {
+        const user = await usersRepository.insert(tx, { ...registration, password_hash, role });
+        events.add('user.registered', {
+          user_id: user.id,
+          username: user.username,
+          email: user.email,
+          full_name: user.full_name,
+          role: user.role,
+        });
+        return user;
+      });
+    } catch (error) {
+      if (hasPgCode(error, PG_UNIQUE_VIOLATION)) throw usernameTaken(registration.username);
+      throw error;
+    }
+  };
+
+  return {
+    publicJwk: keys.publicJwk,
+
+    register: (registration: Registration, context: Omit<EventContext, 'userId'>) =>
+      createUser(registration, 'engineer', context),
+
+    async issueToken(username: string, password: string) {
+      const credentials = await usersRepository.findCredentials(db, username);
+      const valid = credentials
+        ? await verify(credentials.password_hash, password)
+        : (await verify(await decoyHash, password), false);
+      if (!credentials || !valid) throw invalidCredentials();
+      const accessToken = await new SignJWT({ username: credentials.username, role: credentials.role })
+        .setProtectedHeader({ alg: TOKEN_ALGORITHM, kid: keys.publicJwk.kid })
+        .setSubject(String(credentials.id))
+        .setIssuer(TOKEN_ISSUER)
+        .setAudience(TOKEN_AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime(`${deps.tokenTtlSeconds}s`)
+        .sign(keys.privateKey);
+      return { access_token: accessToken, token_type: 'bearer' as const, expires_in: deps.tokenTtlSeconds };
+    },
+
+    async getUser(id: number): Promise<User> {
+      const user = await usersRepository.findById(db, id);
+      if (!user) throw userNotFound(id);
+      return user;
+    },
+
+    listUsers: (page: { limit: number; offset: number }) =>
+      usersRepository.list(db, page).then((result) => ({ ...result, ...page })),
+
+    changeRole: (id: number, role: Role, context: EventContext) =>
+      outbox.transaction(context, async (tx, events) => {
+        const before = await usersRepository.findById(tx, id);
+        if (!before) return undefined;
+        const user = await usersRepository.updateRole(tx, id, role);
+        if (before.role !== role) {
+          events.add('user.role_changed', { user_id: id, old_role: before.role, new_role: role, changed_by: context.userId });
+        }
+        return user;
+      }),
+
+    /** Creates the configured user at start if that username does not exist yet. */
+    async ensureUser(credentials: { username: string; password: string }, role: Role) {
+      const existing = await usersRepository.findCredentials(db, credentials.username);
+      if (existing) return existing;
+      try {
+        const user = await createUser(
+          { ...credentials, email: `${credentials.username}@example.com`, full_name: null },
+          role,
+          {},
+        );
+        deps.log.info({ username: user.username, role }, 'created configured user');
+        return user;
+      } catch (error) {
+        // Another replica created it at the same moment.
+        if ((error as { code?: string }).code === 'USERNAME_TAKEN') return usersRepository.findCredentials(db, credentials.username);
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,22 @@
+import type { Migration } from '../../platform/db/migrate.ts';
+import { outboxMigration } from '../../platform/events/outbox.ts';
+
+export const authMigrations: Migration[] = [
+  {
+    id: 'auth/users-1',
+    sql: `
+      CREATE TABLE {schema}.users (
+        id serial PRIMARY KEY,
+        username text NOT NULL,
+        email text NOT NULL,
+        full_name text,
+        password_hash text NOT NULL,
+        role text NOT NULL CHECK (role IN ('admin', 'manager', 'engineer', 'observer')),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE UNIQUE INDEX users_username_unique ON {schema}.users (lower(username));
+    `,
+  },
+  outboxMigration,
+];

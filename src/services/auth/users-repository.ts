@@ -1,0 +1,67 @@
+import type { Queryable } from '../../platform/db/database.ts';
+import type { Role } from '../../platform/auth/access-token.ts';
+
+export interface User {
+  id: number;
+  username: string;
+  email: string;
+  full_name: string | null;
+  role: Role;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface NewUser {
+  username: string;
+  email: string;
+  full_name?: string | null;
+  password_hash: string;
+  role: Role;
+}
+
+const USER_COLUMNS = 'id, username, email, full_name, role, created_at, updated_at';
+
+export const usersRepository = {
+  async insert(db: Queryable, user: NewUser): Promise<User> {
+    const { rows } = await db.query<User>(
+      `INSERT INTO auth.users (username, email, full_name, password_hash, role)
+       VALUES ($1, $2, $3, $4, $5) RETURNING ${USER_COLUMNS}`,
+      [user.username, user.email, user.full_name ?? null, user.password_hash, user.role],
+    );
+    return rows[0];
+  },
+
+  async findById(db: Queryable, id: number): Promise<User | undefined> {
+    const { rows } = await db.query<User>(`SELECT ${USER_COLUMNS} FROM auth.users WHERE id = $1`, [id]);
+    return rows[0];
+  },
+
+  async findCredentials(db: Queryable, username: string) {
+    const { rows } = await db.query<User & { password_hash: string }>(
+      `SELECT ${USER_COLUMNS}, password_hash FROM auth.users WHERE lower(username) = lower($1)`,
+      [username],
+    );
+    return rows[0];
+  },
+
+  async list(db: Queryable, page: { limit: number; offset: number }) {
+    const { rows } = await db.query<User & { total: number }>(
+      `SELECT ${USER_COLUMNS}, count(*) OVER ()::int AS total FROM auth.users ORDER BY id LIMIT $1 OFFSET $2`,
+      [page.limit, page.offset],
+    );
+    return { items: rows.map(({ total, ...user }) => user), total: rows[0]?.total ?? (await countUsers(db)) };
+  },
+
+  async updateRole(db: Queryable, id: number, role: Role): Promise<User | undefined> {
+    const { rows } = await db.query<User>(
+      `UPDATE auth.users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}`,
+      [id, role],
+    );
+    return rows[0];
+  },
+};
+
+async function countUsers(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM auth.users');
+  return rows[0].count;
+}

@@ -1,0 +1,19 @@
+import { createOutbox } from '../../platform/events/outbox.ts';
+import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
+import { createDefectsService } from './defects-service.ts';
+import { defectsMigrations } from './migrations.ts';
+import { createProjectDirectory } from './project-directory.ts';
+import { defectsRoutes } from './routes.ts';
+
+export function createDefectsModule(deps: ServiceDeps & { projectsUrl: string }): ServiceModule {
+  const outbox = createOutbox({ db: deps.db, schema: 'defects' });
+  const projects = createProjectDirectory({ db: deps.db, projectsUrl: deps.projectsUrl });
+  const defects = createDefectsService({ db: deps.db, outbox, projects });
+  return {
+    name: 'defects',
+    migrations: defectsMigrations,
+    outbox,
+    routes: defectsRoutes(defects),
+    consumers: [{ name: 'defects.project-directory', handlers: projects.handlers }],
+  };
+}

@@ -1,0 +1,80 @@
+import type { Queryable } from '../../platform/db/database.ts';
+import type { DefectPriority, DefectStatus } from './defect-workflow.ts';
+
+export interface Defect {
+  id: number;
+  project_id: number;
+  title: string;
+  description: string | null;
+  status: DefectStatus;
+  priority: DefectPriority;
+  reporter_id: number;
+  assignee_id: number | null;
+  due_date: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export type DefectFields = Pick<Defect, 'title' | 'description' | 'status' | 'priority' | 'assignee_id' | 'due_date'>;
+
+export interface DefectFilter {
+  project_id?: number;
+  status?: DefectStatus;
+  priority?: DefectPriority;
+  assignee_id?: number;
+}
+
+// due_date as text: a calendar date has no time zone to be shifted into.
+const COLUMNS = `id, project_id, title, description, status, priority, reporter_id, assignee_id,
+  to_char(due_date, 'YYYY-MM-DD') AS due_date, created_at, updated_at`;
+
+export const defectsRepository = {
+  async insert(db: Queryable, defect: DefectFields & { project_id: number; reporter_id: number }): Promise<Defect> {
+    const { rows } = await db.query<Defect>(
+      `INSERT INTO defects.defects (project_id, title, description, status, priority, reporter_id, assignee_id, due_date)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
+      [defect.project_id, defect.title, defect.description, defect.status, defect.priority, defect.reporter_id, defect.assignee_id, defect.due_date],
+    );
+    return rows[0];
+  },
+
+  async findById(db: Queryable, id: number, options: { forUpdate?: boolean } = {}): Promise<Defect | undefined> {
+    const { rows } = await db.query<Defect>(
+      `SELECT ${COLUMNS} FROM defects.defects WHERE id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
+    return rows[0];
+  },
+
+  async update(db: Queryable, id: number, fields: DefectFields): Promise<Defect> {
+    const { rows } = await db.query<Defect>(
+      `UPDATE defects.defects SET title = $2, description = $3, status = $4, priority = $5, assignee_id = $6,
+         due_date = $7, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+      [id, fields.title, fields.description, fields.status, fields.priority, fields.assignee_id, fields.due_date],
+    );
+    return rows[0];
+  },
+
+  async delete(db: Queryable, id: number): Promise<void> {
+    await db.query('DELETE FROM defects.defects WHERE id = $1', [id]);
+  },
+
+  async list(db: Queryable, filter: DefectFilter, page: { limit: number; offset: number }) {
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    for (const column of ['project_id', 'status', 'priority', 'assignee_id'] as const) {
+      if (filter[column] === undefined) continue;
+      params.push(filter[column]);
+      conditions.push(`${column} = $${params.length}`);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    const [items, count] = await Promise.all([
+      db.query<Defect>(
+        `SELECT ${COLUMNS} FROM defects.defects ${where} ORDER BY id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+        [...params, page.limit, page.offset],
+      ),
+      db.query<{ total: number }>(`SELECT count(*)::int AS total FROM defects.defects ${where}`, params),
+    ]);
+    return { items: items.rows, total: count.rows[0].total };
+  },
+};

@@ -1,0 +1,134 @@
+import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
+import type { Database } from '../../platform/db/database.ts';
+import type { Outbox, PendingEvents } from '../../platform/events/outbox.ts';
+import { assertMayChange, assertMayDelete, assertMayReport } from './defect-permissions.ts';
+import {
+  assertInitialStatus,
+  assertTransitionAllowed,
+  DEFAULT_PRIORITY,
+  INITIAL_STATUS,
+  type DefectPriority,
+  type DefectStatus,
+} from './defect-workflow.ts';
+import { defectsRepository, type Defect, type DefectFields, type DefectFilter } from './defects-repository.ts';
+import { defectNotFound, projectNotFound } from './errors.ts';
+import type { ProjectDirectory } from './project-directory.ts';
+
+export interface Actor {
+  user: AuthenticatedUser;
+  requestId: string;
+  /** The caller's Authorization header, for the projects API on a directory miss. */
+  authorization: string;
+}
+
+export interface NewDefect {
+  project_id: number;
+  title: string;
+  description?: string | null;
+  status?: DefectStatus;
+  priority?: DefectPriority;
+  assignee_id?: number | null;
+  due_date?: string | null;
+}
+
+export type DefectsService = ReturnType<typeof createDefectsService>;
+
+export function createDefectsService(deps: { db: Database; outbox: Outbox; projects: ProjectDirectory }) {
+  const { db, outbox, projects } = deps;
+  const contextOf = (actor: Actor) => ({ userId: actor.user.id, requestId: actor.requestId });
+
+  /** Applies an edit under the row lock; publishes status_changed then updated, as the seed does. */
+  const change = (actor: Actor, id: number, edit: (defect: Defect) => DefectFields) =>
+    outbox.transaction(contextOf(actor), async (tx, events) => {
+      const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
+      if (!defect) throw defectNotFound(id);
+      const project = await projects.find(tx, defect.project_id);
+      assertMayChange(actor.user, defect, project?.owner_id);
+      const fields = edit(defect);
+      assertTransitionAllowed(defect.status, fields.status);
+      if (!differs(defect, fields)) return defect;
+      const updated = await defectsRepository.update(tx, id, fields);
+      publishChange(events, defect, updated, actor.user.id);
+      return updated;
+    });
+
+  return {
+    async create(actor: Actor, input: NewDefect): Promise<Defect> {
+      assertMayReport(actor.user);
+      const status = input.status ?? INITIAL_STATUS;
+      assertInitialStatus(status);
+      const project = await projects.resolve(input.project_id, actor.authorization);
+      if (!project) throw projectNotFound(input.project_id);
+      return outbox.transaction(contextOf(actor), async (tx, events) => {
+        const defect = await defectsRepository.insert(tx, {
+          project_id: project.id,
+          title: input.title,
+          description: input.description ?? null,
+          status,
+          priority: input.priority ?? DEFAULT_PRIORITY,
+          reporter_id: actor.user.id,
+          assignee_id: input.assignee_id ?? null,
+          due_date: input.due_date ?? null,
+        });
+        events.add('defect.created', {
+          defect_id: defect.id,
+          title: defect.title,
+          status: defect.status,
+          priority: defect.priority,
+          project_id: defect.project_id,
+          reporter_id: defect.reporter_id,
+        });
+        return defect;
+      });
+    },
+
+    async get(id: number): Promise<Defect> {
+      const defect = await defectsRepository.findById(db, id);
+      if (!defect) throw defectNotFound(id);
+      return defect;
+    },
+
+    list: (filter: DefectFilter, page: { limit: number; offset: number }) =>
+      defectsRepository.list(db, filter, page).then((result) => ({ ...result, ...page })),
+
+    /**
+     * PUT and PATCH alike: the fields sent replace the stored ones, the others keep their
+     * values (PUT's schema makes title, status and priority required, as the seed sends them).
+     */
+    update: (actor: Actor, id: number, input: Partial<DefectFields>) =>
+      change(actor, id, (defect) => ({
+        title: input.title ?? defect.title,
+        description: input.description === undefined ? defect.description : input.description,
+        status: input.status ?? defect.status,
+        priority: input.priority ?? defect.priority,
+        assignee_id: input.assignee_id === undefined ? defect.assignee_id : input.assignee_id,
+        due_date: input.due_date === undefined ? defect.due_date : input.due_date,
+      })),
+
+    remove: (actor: Actor, id: number) =>
+      outbox.transaction(contextOf(actor), async (tx, events) => {
+        const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
+        if (!defect) throw defectNotFound(id);
+        const project = await projects.find(tx, defect.project_id);
+        assertMayDelete(actor.user, defect, project?.owner_id);
+        await defectsRepository.delete(tx, id);
+        events.add('defect.deleted', { defect_id: id, deleted_by: actor.user.id });
+      }),
+  };
+}
+
+function differs(defect: Defect, fields: DefectFields): boolean {
+  return (Object.keys(fields) as Array<keyof DefectFields>).some((key) => defect[key] !== fields[key]);
+}
+
+function publishChange(events: PendingEvents, before: Defect, after: Defect, userId: number): void {
+  if (before.status !== after.status) {
+    events.add('defect.status_changed', {
+      defect_id: after.id,
+      old_status: before.status,
+      new_status: after.status,
+      changed_by: userId,
+    });
+  }
+  events.add('defect.updated', { defect_id: after.id, title: after.title, updated_by: userId });
+}

@@ -1,0 +1,83 @@
+import { request } from 'undici';
+import type { Database, Queryable } from '../../platform/db/database.ts';
+import type { EventEnvelope } from '../../platform/events/envelope.ts';
+import type { EventHandler } from '../../platform/events/event-consumer.ts';
+import { DomainError } from '../../platform/http/errors.ts';
+
+export interface KnownProject {
+  id: number;
+  name: string;
+  owner_id: number;
+  deleted_at: Date | null;
+}
+
+/**
+ * What the defects service knows of projects without reading the projects service's
+ * tables: a local copy fed by project.* events, and the projects API for a project
+ * created so recently that its event has not arrived yet.
+ */
+export function createProjectDirectory(deps: { db: Database; projectsUrl: string }) {
+  const { db } = deps;
+
+  const remember = (tx: Queryable, project: { id: number; name: string; owner_id: number }) =>
+    tx.query(
+      `INSERT INTO defects.known_projects (id, name, owner_id) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+      [project.id, project.name, project.owner_id],
+    );
+
+  const fetchFromProjectsService = async (id: number, authorization: string) => {
+    const response = await request(`${deps.projectsUrl}/v1/projects/${id}`, {
+      headers: { authorization, accept: 'application/json' },
+      headersTimeout: 5_000,
+      bodyTimeout: 5_000,
+    }).catch((error: Error) => {
+      throw new DomainError('UPSTREAM_UNAVAILABLE', `The projects service is unreachable: ${error.message}`);
+    });
+    const body = (await response.body.json().catch(() => undefined)) as { id: number; name: string; owner_id: number } | undefined;
+    if (response.statusCode === 404) return undefined;
+    if (response.statusCode !== 200 || !body) {
+      throw new DomainError('UPSTREAM_UNAVAILABLE', `The projects service answered ${response.statusCode}`);
+    }
+    return body;
+  };
+
+  const find = async (tx: Queryable, id: number): Promise<KnownProject | undefined> => {
+    const { rows } = await tx.query<KnownProject>(
+      'SELECT id, name, owner_id, deleted_at FROM defects.known_projects WHERE id = $1',
+      [id],
+    );
+    return rows[0];
+  };
+
+  return {
+    find,
+
+    /** The live project, or undefined when it does not exist or was deleted. Call outside a transaction. */
+    async resolve(id: number, authorization: string): Promise<KnownProject | undefined> {
+      const known = await find(db, id);
+      if (known) return known.deleted_at ? undefined : known;
+      const fetched = await fetchFromProjectsService(id, authorization);
+      if (!fetched) return undefined;
+      await remember(db, fetched);
+      return { id: fetched.id, name: fetched.name, owner_id: fetched.owner_id, deleted_at: null };
+    },
+
+    /** Consumer handlers keeping the copy current; each is safe in any order. */
+    handlers: {
+      'project.created': (tx, event: EventEnvelope<{ project_id: number; name: string; owner_id: number }>) =>
+        remember(tx, { id: event.data.project_id, name: event.data.name, owner_id: event.data.owner_id }).then(() => undefined),
+      'project.updated': (tx, event: EventEnvelope<{ project_id: number; name: string }>) =>
+        tx.query('UPDATE defects.known_projects SET name = $2 WHERE id = $1', [event.data.project_id, event.data.name]).then(() => undefined),
+      'project.deleted': (tx, event: EventEnvelope<{ project_id: number }>) =>
+        tx
+          .query(
+            `INSERT INTO defects.known_projects (id, name, owner_id, deleted_at) VALUES ($1, '', 0, now())
+             ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(defects.known_projects.deleted_at, now())`,
+            [event.data.project_id],
+          )
+          .then(() => undefined),
+    } satisfies Record<string, EventHandler>,
+  };
+}
+
+export type ProjectDirectory = ReturnType<typeof createProjectDirectory>;

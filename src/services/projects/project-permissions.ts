@@ -1,0 +1,14 @@
+import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
+import { forbidden } from '../../platform/http/errors.ts';
+
+/** Everyone but observers starts projects. */
+export function assertMayCreateProject(user: AuthenticatedUser): void {
+  if (user.role === 'observer') throw forbidden('Observers cannot create projects');
+}
+
+/** Only the owner or an admin changes or deletes a project. */
+export function assertMayChangeProject(user: AuthenticatedUser, project: { id: number; owner_id: number }): void {
+  if (user.role !== 'admin' && project.owner_id !== user.id) {
+    throw forbidden(`Only the owner of project ${project.id} or an admin may change or delete it`);
+  }
+}
