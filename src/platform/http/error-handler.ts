@@ -20,6 +20,10 @@ export function handleError(error: FastifyError | DomainError | Error, request: 
   if (status && status >= 400 && status < 500) {
     return sendProblem(reply, status, fastifyError.code ?? 'BAD_REQUEST', clientErrorDetail(fastifyError));
   }
+  if (status && [502, 503, 504].includes(status)) {
+    request.log.warn({ err: error }, 'upstream unavailable');
+    return sendProblem(reply, status, fastifyError.code ?? 'UPSTREAM_UNAVAILABLE', `Service unavailable: ${fastifyError.message}`);
+  }
   request.log.error({ err: error }, 'unhandled error');
   return sendProblem(reply, 500, 'INTERNAL_ERROR', 'Internal server error; the request id identifies it in the logs');
 }

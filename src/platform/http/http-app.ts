@@ -26,10 +26,13 @@ export interface HttpAppOptions {
 
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
-/** A Fastify app with the conventions every service shares; it does not listen. */
-export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
+/**
+ * Fastify with what every process shares, the gateway included: request ids taken or
+ * made, JSON problem errors, strict body validation, one log line per request.
+ */
+export function createBaseApp(log: Logger): HttpApp {
   const app = Fastify({
-    loggerInstance: options.log,
+    loggerInstance: log,
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 256 * 1024,
     // The gateway sets the id or accepts the caller's, and every log line and event carries it.
@@ -55,7 +58,13 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
       'request completed',
     );
   });
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  return app as unknown as HttpApp;
+}
 
+/** A service's app: the base, OpenAPI at /docs, the auth guard, readiness. It does not listen. */
+export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
+  const app = createBaseApp(options.log);
   await app.register(formBody);
   await app.register(swagger, {
     openapi: {
@@ -66,7 +75,6 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(authGuard, { verifyToken: options.verifyToken });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     const results = await Promise.all(
       options.readiness.map(async (item) => ({ name: item.name, ...(await item.check()) })),
@@ -74,5 +82,5 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
     const ready = results.every((result) => result.ok);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
   });
-  return app as unknown as HttpApp;
+  return app;
 }

@@ -1,0 +1,97 @@
+import httpProxy from '@fastify/http-proxy';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { request } from 'undici';
+import { createBaseApp, type HttpApp } from '../../platform/http/http-app.ts';
+import type { Logger } from '../../platform/logger.ts';
+
+export interface Upstreams {
+  auth: string;
+  projects: string;
+  defects: string;
+}
+
+/** Which service answers which public path. */
+const ROUTES: Array<{ prefix: string; service: keyof Upstreams }> = [
+  { prefix: '/v1/auth', service: 'auth' },
+  { prefix: '/v1/users', service: 'auth' },
+  { prefix: '/v1/projects', service: 'projects' },
+  { prefix: '/v1/defects', service: 'defects' },
+];
+
+/**
+ * The public entrance when services run in their own processes: one port, request ids
+ * set here and passed on, readiness and OpenAPI summed up from the services behind it.
+ */
+export async function buildGateway(options: { log: Logger; upstreams: Upstreams }): Promise<HttpApp> {
+  const app = createBaseApp(options.log);
+  const services = Object.entries(options.upstreams) as Array<[keyof Upstreams, string]>;
+
+  for (const route of ROUTES) {
+    await app.register(httpProxy, {
+      upstream: options.upstreams[route.service],
+      prefix: route.prefix,
+      rewritePrefix: route.prefix,
+      replyOptions: {
+        rewriteRequestHeaders: (originalRequest, headers) => ({ ...headers, 'x-request-id': originalRequest.id }),
+      },
+    });
+  }
+
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const checks = await Promise.all(services.map(async ([name, url]) => ({ name, ...(await readinessOf(url)) })));
+    const ready = checks.every((check) => check.ok);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+
+  let mergedDocument: Record<string, any> = {};
+  await app.register(swagger, { openapi: { info: { title: 'Defect Control', version: '1.0.0' } } });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiHooks: {
+      preHandler: async () => {
+        mergedDocument = await mergeOpenApiDocuments(services.map(([, url]) => url));
+      },
+    },
+    transformSpecification: () => mergedDocument,
+  });
+  return app;
+}
+
+async function readinessOf(url: string): Promise<{ ok: boolean; detail: unknown }> {
+  try {
+    const response = await request(`${url}/readyz`, { headersTimeout: 2_000, bodyTimeout: 2_000 });
+    const body = await response.body.json();
+    return { ok: response.statusCode === 200, detail: body };
+  } catch (error) {
+    return { ok: false, detail: `unreachable: ${(error as Error).message}` };
+  }
+}
+
+/** One OpenAPI document from the services' own; a service that is down is left out. */
+async function mergeOpenApiDocuments(urls: string[]): Promise<Record<string, any>> {
+  const documents = await Promise.all(
+    urls.map(async (url) => {
+      try {
+        const response = await request(`${url}/docs/json`, { headersTimeout: 2_000 });
+        return response.statusCode === 200 ? ((await response.body.json()) as Record<string, any>) : undefined;
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  const merged = {
+    openapi: '3.0.3',
+    info: { title: 'Defect Control', version: '1.0.0', description: 'Defect tracker for construction projects' },
+    paths: {} as Record<string, unknown>,
+    components: { schemas: {}, securitySchemes: {} } as Record<string, Record<string, unknown>>,
+  };
+  for (const document of documents) {
+    if (!document) continue;
+    Object.assign(merged.paths, document.paths);
+    for (const [section, entries] of Object.entries(document.components ?? {})) {
+      merged.components[section] = { ...merged.components[section], ...(entries as object) };
+    }
+  }
+  return merged;
+}
