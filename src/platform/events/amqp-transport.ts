@@ -68,7 +68,11 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
         );
         topologyError = undefined;
       } catch (error) {
-        if (isTopologyRefusal(error)) topologyError = explainTopologyRefusal(error);
+        if (isTopologyRefusal(error)) {
+          const explanation = explainTopologyRefusal(error);
+          if (explanation !== topologyError) log.error(explanation);
+          topologyError = explanation;
+        }
         throw error;
       }
     },
