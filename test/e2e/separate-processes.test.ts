@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createApiClient } from '../support/api-client.ts';
+import { bindTestQueue, deleteQueues, type TestQueue } from '../support/broker.ts';
+import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
+import { freePort } from '../support/free-port.ts';
+import { startProcess, type ServiceProcess } from '../support/processes.ts';
+
+// One process per service, two replicas of projects, all sharing one PostgreSQL and one RabbitMQ.
+describe('one service per process, with replicas', () => {
+  const databaseUrl = `${TEST_POSTGRES_URL}/dc_split_${process.pid}_${Date.now()}`;
+  const processes: ServiceProcess[] = [];
+  let queue: TestQueue;
+  let dataDir: string;
+  let gateway: ServiceProcess;
+  let projectsReplicas: ServiceProcess[];
+
+  before(async () => {
+    await deleteQueues(SERVICE_QUEUES);
+    queue = await bindTestQueue(['project.*', 'defect.*']);
+    dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'defect-control-split-'));
+    const common = { DATABASE_URL: databaseUrl, AMQP_URL: TEST_AMQP_URL, DATA_DIR: dataDir, LOG_LEVEL: 'info' };
+    const [authPort, projectsPort1, projectsPort2, defectsPort, gatewayPort] = await Promise.all(
+      Array.from({ length: 5 }, () => freePort()),
+    );
+    const authUrl = `http://127.0.0.1:${authPort}`;
+    const auth = await startProcess('src/services/auth/main.ts', { ...common, DEMO_USER: 'testuser:123456' }, authPort);
+    projectsReplicas = await Promise.all([
+      startProcess('src/services/projects/main.ts', { ...common, AUTH_URL: authUrl }, projectsPort1),
+      startProcess('src/services/projects/main.ts', { ...common, AUTH_URL: authUrl }, projectsPort2),
+    ]);
+    const defects = await startProcess(
+      'src/services/defects/main.ts',
+      { ...common, AUTH_URL: authUrl, PROJECTS_URL: projectsReplicas[0].url },
+      defectsPort,
+    );
+    gateway = await startProcess(
+      'src/services/gateway/main.ts',
+      { LOG_LEVEL: 'info', AUTH_URL: authUrl, PROJECTS_URL: projectsReplicas[1].url, DEFECTS_URL: defects.url },
+      gatewayPort,
+    );
+    processes.push(auth, ...projectsReplicas, defects, gateway);
+  });
+  after(async () => {
+    await Promise.all(processes.map((child) => child.stop()));
+    await queue?.close();
+    const admin = new pg.Client({ connectionString: `${TEST_POSTGRES_URL}/postgres` });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(databaseUrl).pathname.slice(1))} WITH (FORCE)`);
+    await admin.end();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('when the seed walkthrough runs through the gateway, then it works as in the all-in-one process', async () => {
+    const api = createApiClient(gateway.url);
+    const token = await api.login('testuser', '123456');
+    const project = await api.post('/v1/projects/', { name: 'Тестовый проект', description: 'Описание' }, token);
+    assert.equal(project.status, 201);
+    const defect = await api.post('/v1/defects/', {
+      title: 'Критическая ошибка', description: 'Описание ошибки', status: 'Новая', priority: 'Высокий', project_id: project.body.id,
+    }, token);
+    assert.equal(defect.status, 201, JSON.stringify(defect.body));
+    const moved = await api.put(`/v1/defects/${defect.body.id}`, {
+      title: 'Критическая ошибка', description: 'Описание ошибки', status: 'В работе', priority: 'Высокий',
+    }, token);
+    assert.equal(moved.status, 200);
+    assert.ok(moved.headers.get('x-request-id'));
+    const ready = await api.get('/readyz');
+    assert.equal(ready.status, 200);
+    assert.deepEqual(ready.body.checks.map((check: any) => check.name), ['auth', 'projects', 'defects']);
+    await queue.waitFor(4);
+  });
+
+  it('when writes alternate between two replicas of one service, then each event is published once and in commit order', async () => {
+    const token = await createApiClient(gateway.url).login('testuser', '123456');
+    const before = queue.messages.length;
+    const createdIds: number[] = [];
+    for (let i = 0; i < 30; i += 1) {
+      const replica = createApiClient(projectsReplicas[i % 2].url);
+      const response = await replica.post('/v1/projects', { name: `Объект ${i}` }, token);
+      assert.equal(response.status, 201);
+      createdIds.push(response.body.id);
+    }
+    await queue.waitFor(before + 30, 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const published = queue.messages.slice(before).map((message) => (message.body as any).data.project_id);
+    assert.deepEqual(published, createdIds);
+    const appIds = new Set(queue.messages.slice(before).map((message) => message.appId));
+    assert.deepEqual([...appIds], ['projects']);
+  });
+
+  it('the gateway serves one OpenAPI document for all services', async () => {
+    const response = await fetch(`${gateway.url}/docs/json`);
+    assert.equal(response.status, 200);
+    const document = (await response.json()) as { paths: Record<string, unknown> };
+    for (const route of ['/v1/auth/token', '/v1/projects/', '/v1/defects/{id}']) {
+      assert.ok(Object.keys(document.paths).some((key) => key.replace(/\/$/, '') === route.replace(/\/$/, '')), route);
+    }
+  });
+});
