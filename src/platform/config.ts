@@ -52,7 +52,7 @@ const EMBEDDED_DEMO_USER = 'testuser:123456';
 /** Reads and validates the configuration; pure over the given environment. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = pickDeclared(ConfigSchema, env);
-  const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw));
+  const converted = Value.Default(ConfigSchema, convertWholeNumbers(raw));
   const problems = [...Value.Errors(ConfigSchema, converted)].map(
     (error) => `${error.path.slice(1)}=${JSON.stringify(ValuePointer.Get(raw, error.path))}: ${error.message}`,
   );
@@ -78,6 +78,23 @@ function pickDeclared(schema: TSchema & { properties: Record<string, unknown> },
     if (value !== undefined && value !== '') picked[key] = value;
   }
   return picked;
+}
+
+const INTEGER_VARIABLES = Object.entries(ConfigSchema.properties)
+  .filter(([, schema]) => (schema as TSchema).type === 'integer')
+  .map(([name]) => name);
+
+/**
+ * Whole decimal numbers become integers; anything else ("80.5", "1e3", "true") stays text
+ * and fails validation as given. (TypeBox's Value.Convert would read such values by their
+ * leading digits, and it converts in place.)
+ */
+function convertWholeNumbers(raw: Record<string, string>): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...raw };
+  for (const name of INTEGER_VARIABLES) {
+    if (/^[+-]?\d+$/.test(raw[name] ?? '')) copy[name] = Number(raw[name]);
+  }
+  return copy;
 }
 
 function parseCredentials(value: string | undefined) {

@@ -20,9 +20,9 @@ export function assertMayChange(user: AuthenticatedUser, defect: DefectParties, 
   }
 }
 
-/** The project's owner and admins delete defects. */
+/** The project's owner and admins delete defects; an observer (even a demoted owner) only reads. */
 export function assertMayDelete(user: AuthenticatedUser, defect: DefectParties, projectOwnerId: number | undefined): void {
-  if (user.role !== 'admin' && user.id !== projectOwnerId) {
+  if (user.role !== 'admin' && !(user.id === projectOwnerId && user.role !== 'observer')) {
     throw forbidden(`Only the project's owner or an admin may delete defect ${defect.id}`);
   }
 }

@@ -6,9 +6,9 @@ export function assertMayCreateProject(user: AuthenticatedUser): void {
   if (user.role === 'observer') throw forbidden('Observers cannot create projects');
 }
 
-/** Only the owner or an admin changes or deletes a project. */
+/** Only the owner or an admin changes or deletes a project; an observer (even a demoted owner) only reads. */
 export function assertMayChangeProject(user: AuthenticatedUser, project: { id: number; owner_id: number }): void {
-  if (user.role !== 'admin' && project.owner_id !== user.id) {
+  if (user.role !== 'admin' && !(project.owner_id === user.id && user.role !== 'observer')) {
     throw forbidden(`Only the owner of project ${project.id} or an admin may change or delete it`);
   }
 }
