@@ -1,4 +1,5 @@
 import path from 'node:path';
+import ms, { type StringValue } from 'ms';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value, ValuePointer } from '@sinclair/typebox/value';
 
@@ -25,6 +26,9 @@ const ConfigSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' },
   ),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  MAIL_FROM: Type.String({ minLength: 3, default: 'Defect Control <noreply@defect-control.local>' }),
+  EVENTS_RETRY_DELAYS: Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*(,\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*)*$', default: '1s,5s,30s,2m,10m', description: 'comma-separated delays like 200ms,1s,2m' }),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
@@ -40,6 +44,8 @@ export type Config = Readonly<
     ADMIN_USER?: { username: string; password: string };
     /** true when no DATABASE_URL is set: the system runs on PGlite under DATA_DIR */
     embedded: boolean;
+    /** EVENTS_RETRY_DELAYS in milliseconds: one retry after each, then the dead-letter queue. */
+    retryDelaysMs: number[];
   }
 >;
 
@@ -67,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embedded,
     DEMO_USER: parseCredentials(config.DEMO_USER ?? (embedded ? EMBEDDED_DEMO_USER : undefined)),
     ADMIN_USER: parseCredentials(config.ADMIN_USER),
+    retryDelaysMs: config.EVENTS_RETRY_DELAYS.split(',').map((delay) => ms(delay.trim() as StringValue)),
   });
 }
 

@@ -40,7 +40,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   const db = await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR });
   const transport: EventTransport = config.AMQP_URL
     ? createAmqpTransport({ url: config.AMQP_URL, log: log.child({ component: 'amqp' }), connectionName: options.name })
-    : createInProcessTransport({ log: log.child({ component: 'in-process-transport' }) });
+    : await createInProcessTransport({ db, log: log.child({ component: 'in-process-transport' }) });
   const deps: ServiceDeps = { config, db, transport, log, verifyToken: options.verifyToken };
   const modules = await options.modules(deps);
 
@@ -63,12 +63,21 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   });
   for (const module of modules) await app.register(module.routes);
 
-  relays.forEach((relay) => relay.start());
+  // Consumers first: their queues must exist before the first event is routed.
   const subscriptions: Subscription[] = modules.flatMap((module) =>
     (module.consumers ?? []).map((consumer) =>
-      startEventConsumer({ db, transport, log: log.child({ consumer: consumer.name }), schema: module.name, ...consumer }),
+      startEventConsumer({
+        db,
+        transport,
+        log: log.child({ consumer: consumer.name }),
+        schema: module.name,
+        retryDelaysMs: config.retryDelaysMs,
+        ...consumer,
+      }),
     ),
   );
+  await waitUntilReady(subscriptions, log);
+  relays.forEach((relay) => relay.start());
 
   const address = await app.listen({ host: config.HOST, port: options.port });
   log.info(
@@ -92,6 +101,17 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
         await db.close();
       })()),
   };
+}
+
+const QUEUE_SETUP_WAIT_MS = 5_000;
+
+/** Bounded: with the broker down the service still starts; its queues come with the connection. */
+async function waitUntilReady(subscriptions: Subscription[], log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), QUEUE_SETUP_WAIT_MS)));
+  const result = await Promise.race([Promise.all(subscriptions.map((subscription) => subscription.ready)), timeout]);
+  clearTimeout(timer);
+  if (result === 'timeout') log.warn('consumer queues are not declared yet (broker unreachable?); starting anyway');
 }
 
 /** SIGTERM/SIGINT: stop taking work, finish what is in hand, exit. */

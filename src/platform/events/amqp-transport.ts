@@ -1,9 +1,11 @@
-import { Connection, ConsumerStatus, type Publisher } from 'rabbitmq-client';
+import { Connection, ConsumerStatus, type AsyncMessage, type Publisher } from 'rabbitmq-client';
 import type { Logger } from '../logger.ts';
+import { bodyBytes, createAmqpDeadLetters, deadLetterQueueOf, parkedMessageId, retryQueueOf } from './amqp-dead-letters.ts';
 import {
   EVENTS_EXCHANGE,
+  HEADERS,
+  type DeliveryOutcome,
   type EventTransport,
-  type IncomingMessage,
   type OutgoingMessage,
   type SubscriptionOptions,
   type TransportStatus,
@@ -37,6 +39,7 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
     lastError = message;
   });
 
+  const deadLetters = createAmqpDeadLetters(connection);
   let publisher: Publisher | undefined;
   const getPublisher = () =>
     (publisher ??= connection.createPublisher({ confirm: true, exchanges: [EXCHANGE_DECLARATION] }));
@@ -44,6 +47,7 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
   return {
     kind: 'amqp',
     async publish(messages: OutgoingMessage[]) {
+      // The confirm is what counts here; the relay's transaction is not needed.
       const pub = getPublisher();
       try {
         // Pipelined on one channel: the broker keeps their order, confirms come back in bulk.
@@ -77,33 +81,81 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
       }
     },
     subscribe(subscription: SubscriptionOptions) {
+      const { queue } = subscription;
+      // Retry and dead-letter queues: declared (again after every reconnection) by the
+      // publisher that moves messages into them. A retry queue dead-letters each message
+      // back to the consumer's queue when its per-message expiration (the delay) runs out.
+      const mover = connection.createPublisher({
+        confirm: true,
+        queues: [
+          ...Array.from({ length: subscription.retrySteps }, (_, index) => ({
+            queue: retryQueueOf(queue, index + 1),
+            durable: true,
+            arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': queue },
+          })),
+          { queue: deadLetterQueueOf(queue), durable: true },
+        ],
+      });
+      const carryOut = (message: AsyncMessage, outcome: DeliveryOutcome, attempt: number) => {
+        if (outcome.kind === 'ack') return undefined;
+        const headers: Record<string, unknown> = { ...message.headers, [HEADERS.routingKey]: message.headers?.[HEADERS.routingKey] ?? message.routingKey };
+        const envelope = {
+          durable: true,
+          messageId: message.messageId,
+          type: message.type,
+          appId: message.appId,
+          contentType: message.contentType,
+          timestamp: message.timestamp,
+        };
+        if (outcome.kind === 'retry') {
+          return mover.send(
+            { ...envelope, routingKey: retryQueueOf(queue, attempt), expiration: String(outcome.delayMs), headers: { ...headers, [HEADERS.attempt]: attempt + 1, [HEADERS.lastError]: outcome.error } },
+            bodyBytes(message.body),
+          );
+        }
+        return mover.send(
+          {
+            ...envelope,
+            routingKey: deadLetterQueueOf(queue),
+            messageId: parkedMessageId(message.messageId),
+            headers: { ...headers, [HEADERS.attempt]: attempt, [HEADERS.parkReason]: outcome.reason, [HEADERS.parkError]: outcome.error, [HEADERS.parkedAt]: new Date().toISOString() },
+          },
+          bodyBytes(message.body),
+        );
+      };
       const consumer = connection.createConsumer(
         {
-          queue: subscription.queue,
+          queue,
           queueOptions: { durable: true },
           qos: { prefetchCount: subscription.prefetch },
           concurrency: subscription.prefetch,
           exchanges: [EXCHANGE_DECLARATION],
-          queueBindings: subscription.bindings.map((routingKey) => ({
-            exchange: EVENTS_EXCHANGE,
-            queue: subscription.queue,
-            routingKey,
-          })),
+          queueBindings: subscription.bindings.map((routingKey) => ({ exchange: EVENTS_EXCHANGE, queue, routingKey })),
         },
         async (message) => {
-          const incoming: IncomingMessage = {
-            routingKey: message.routingKey,
+          const attempt = Number(message.headers?.[HEADERS.attempt] ?? 1);
+          const outcome = await subscription.handle({
+            routingKey: String(message.headers?.[HEADERS.routingKey] ?? message.routingKey),
             body: message.body,
             headers: message.headers ?? {},
-            redelivered: message.redelivered,
-          };
-          await subscription.handle(incoming);
+            messageId: message.messageId,
+            attempt,
+          });
+          // The copy is confirmed in its retry or dead-letter queue before the original is acknowledged.
+          await carryOut(message, outcome, attempt);
           return ConsumerStatus.ACK;
         },
       );
-      consumer.on('error', (error) => log.warn({ err: error, queue: subscription.queue }, 'consumer error'));
-      return { close: () => consumer.close() };
+      consumer.on('error', (error) => log.warn({ err: error, queue }, 'consumer error'));
+      return {
+        ready: new Promise<void>((resolve) => consumer.once('ready', () => resolve())),
+        async close() {
+          await consumer.close();
+          await mover.close();
+        },
+      };
     },
+    deadLetters,
     onReady(listener) {
       readyListeners.push(listener);
     },

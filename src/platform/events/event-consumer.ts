@@ -2,9 +2,21 @@ import type { Database, Queryable } from '../db/database.ts';
 import type { Migration } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
 import { parseEnvelope, type EventEnvelope } from './envelope.ts';
-import type { EventTransport, IncomingMessage, Subscription } from './transport.ts';
+import type { DeliveryOutcome, EventTransport, IncomingMessage, Subscription } from './transport.ts';
 
-export type EventHandler = (tx: Queryable, event: EventEnvelope<any>) => Promise<void>;
+export interface HandlerContext {
+  /** Runs after the handler's transaction committed (to wake an outbox relay, say). */
+  afterCommit(callback: () => void): void;
+  /** 1 on the first delivery. */
+  attempt: number;
+}
+
+export type EventHandler = (tx: Queryable, event: EventEnvelope<any>, context: HandlerContext) => Promise<void>;
+
+/** Thrown by a handler for a failure no retry can mend: the message is parked at once. */
+export class PermanentFailure extends Error {
+  override name = 'PermanentFailure';
+}
 
 export interface EventConsumerOptions {
   db: Database;
@@ -14,8 +26,10 @@ export interface EventConsumerOptions {
   schema: string;
   /** Also the name of its durable queue. */
   name: string;
-  /** Handlers by event type; the queue is bound to exactly these types. */
+  /** Handlers by event type; the queue is bound to exactly these types (or patterns). */
   handlers: Record<string, EventHandler>;
+  /** One retry after each delay, then the dead-letter queue. */
+  retryDelaysMs: number[];
   prefetch?: number;
 }
 
@@ -32,40 +46,87 @@ export const inboxMigration: Migration = {
   `,
 };
 
+/** ±20 % so that messages failing together do not all come back at the same instant. */
+export function withJitter(delayMs: number, random = Math.random): number {
+  return Math.round(delayMs * (0.8 + 0.4 * random()));
+}
+
 /**
  * A consumer that acts on each event once: the event id goes into the inbox in the same
  * transaction as the handler's work, and the message is acknowledged only after it commits.
+ * A failing handler is retried on the schedule, then parked; a message that is not an
+ * event is parked at once. No message can make it throw.
  */
 export function startEventConsumer(options: EventConsumerOptions): Subscription {
-  const { db, log, schema, name, handlers } = options;
+  const { db, log, schema, name, handlers, retryDelaysMs } = options;
   const claimSql = `
     INSERT INTO ${schema}.inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
     ON CONFLICT DO NOTHING`;
 
-  const handle = async (message: IncomingMessage) => {
-    const parsed = typeof message.body === 'object' && !Buffer.isBuffer(message.body)
-      ? parseEnvelope(JSON.stringify(message.body))
-      : parseEnvelope(message.body as Buffer);
+  const handleEvent = async (event: EventEnvelope, attempt: number): Promise<'handled' | 'duplicate'> => {
+    const handler = findHandler(handlers, event.event_type);
+    const afterCommit: Array<() => void> = [];
+    const outcome = await db.transaction(async (tx) => {
+      const claim = await tx.query(claimSql, [name, event.event_id, event.event_type]);
+      if (claim.rowCount === 0) return 'duplicate' as const;
+      await handler?.(tx, event, { attempt, afterCommit: (callback) => afterCommit.push(callback) });
+      return 'handled' as const;
+    });
+    for (const callback of afterCommit) callback();
+    return outcome;
+  };
+
+  const handle = async (message: IncomingMessage): Promise<DeliveryOutcome> => {
+    const parsed = parseEnvelope(toText(message.body));
     if ('error' in parsed) {
-      log.error({ routingKey: message.routingKey, reason: parsed.error }, 'unusable message dropped');
-      return;
+      log.error({ routingKey: message.routingKey, reason: parsed.error }, 'message is not an event; parked');
+      return { kind: 'park', reason: 'invalid_message', error: parsed.error };
     }
     const { event } = parsed;
-    const handler = handlers[event.event_type];
-    if (!handler) return;
-    const handled = await db.transaction(async (tx) => {
-      const claim = await tx.query(claimSql, [name, event.event_id, event.event_type]);
-      if (claim.rowCount === 0) return false;
-      await handler(tx, event);
-      return true;
-    });
-    log.debug({ event_id: event.event_id, event_type: event.event_type, duplicate: !handled }, 'event handled');
+    const eventLog = log.child({ event_id: event.event_id, event_type: event.event_type, request_id: message.headers['x-request-id'] });
+    try {
+      const result = await handleEvent(event, message.attempt);
+      eventLog.debug({ attempt: message.attempt, duplicate: result === 'duplicate' }, 'event handled');
+      return { kind: 'ack' };
+    } catch (error) {
+      const reason = (error as Error).message ?? String(error);
+      if (error instanceof PermanentFailure) {
+        eventLog.error({ err: error }, 'event cannot be handled; parked');
+        return { kind: 'park', reason: 'permanent_failure', error: reason };
+      }
+      if (message.attempt > retryDelaysMs.length) {
+        eventLog.error({ err: error, attempts: message.attempt }, 'event failed on every attempt; parked');
+        return { kind: 'park', reason: 'retries_exhausted', error: reason };
+      }
+      const delayMs = withJitter(retryDelaysMs[message.attempt - 1]);
+      eventLog.warn({ err: error, attempt: message.attempt, retryInMs: delayMs }, 'event handler failed; will retry');
+      return { kind: 'retry', delayMs, error: reason };
+    }
   };
 
   return options.transport.subscribe({
     queue: name,
     bindings: Object.keys(handlers),
     prefetch: options.prefetch ?? 10,
-    handle,
+    retrySteps: retryDelaysMs.length,
+    handle: async (message) => {
+      try {
+        return await handle(message);
+      } catch (error) {
+        // Only a bug gets here; still the message is kept, not lost.
+        return { kind: 'park', reason: 'permanent_failure', error: String(error) };
+      }
+    },
   });
+}
+
+function findHandler(handlers: Record<string, EventHandler>, eventType: string): EventHandler | undefined {
+  return handlers[eventType] ?? handlers['#'];
+}
+
+/** The body as text, whatever the transport decoded it to. */
+function toText(body: unknown): string {
+  if (Buffer.isBuffer(body)) return body.toString('utf8');
+  if (typeof body === 'string') return body;
+  return JSON.stringify(body);
 }

@@ -1,84 +1,275 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { Database, Queryable } from '../db/database.ts';
+import { migrate } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
 import {
+  HEADERS,
   topicMatches,
+  type DeadLetterQueues,
+  type DeliveryOutcome,
   type EventTransport,
-  type IncomingMessage,
   type OutgoingMessage,
+  type ParkedMessage,
+  type ParkedSelection,
+  type Subscription,
   type SubscriptionOptions,
 } from './transport.ts';
 
-const REDELIVERY_DELAY_MS = 1_000;
+const SCHEMA = 'event_transport';
 
-interface LocalQueue {
-  options: SubscriptionOptions;
-  pending: IncomingMessage[];
-  inFlight: number;
-  closed: boolean;
-  idle: Array<() => void>;
+const migrations = [
+  {
+    id: 'event-transport-1',
+    sql: `
+      -- A consumer's queue exists once it subscribed: from then on events routed to it wait here.
+      CREATE TABLE {schema}.bindings (
+        queue text NOT NULL,
+        pattern text NOT NULL,
+        PRIMARY KEY (queue, pattern)
+      );
+      CREATE TABLE {schema}.deliveries (
+        id bigserial PRIMARY KEY,
+        queue text NOT NULL,
+        routing_key text NOT NULL,
+        message_id text NOT NULL,
+        body text NOT NULL,
+        headers jsonb NOT NULL DEFAULT '{}',
+        attempt integer NOT NULL DEFAULT 1,
+        available_at timestamptz NOT NULL DEFAULT now(),
+        last_error text,
+        parked_at timestamptz,
+        park_reason text,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX deliveries_due ON {schema}.deliveries (queue, available_at, id) WHERE parked_at IS NULL;
+    `,
+  },
+];
+
+interface DeliveryRow {
+  id: number;
+  routing_key: string;
+  message_id: string;
+  body: string;
+  headers: Record<string, unknown>;
+  attempt: number;
 }
 
 /**
- * Embedded mode's broker: topic routing to in-memory queues inside this process, with the
- * same acknowledge-after-handled contract as the AMQP transport. The outbox stays the
- * durable record; a queue's in-flight messages are only as durable as the process.
+ * Embedded mode's broker: queues as rows in the embedded database. The relay stores each
+ * event in the queues bound to it in the same transaction that marks it published, so a
+ * crash loses nothing; retries wait in their row (`available_at`), parked messages stay
+ * until replayed or purged: the behaviour of the RabbitMQ transport, in one process.
  */
-export function createInProcessTransport(options: { log: Logger }): EventTransport {
-  const queues: LocalQueue[] = [];
-  const readyListeners: Array<() => void> = [];
+export async function createInProcessTransport(options: { db: Database; log: Logger }): Promise<EventTransport> {
+  const { db, log } = options;
+  await migrate(db, SCHEMA, migrations);
+  const bindings = new Map<string, string[]>();
+  for (const row of (await db.query<{ queue: string; pattern: string }>(`SELECT queue, pattern FROM ${SCHEMA}.bindings`)).rows) {
+    bindings.set(row.queue, [...(bindings.get(row.queue) ?? []), row.pattern]);
+  }
+  const workers = new Set<QueueWorker>();
 
-  const pump = (queue: LocalQueue) => {
-    while (!queue.closed && queue.inFlight < queue.options.prefetch && queue.pending.length > 0) {
-      const message = queue.pending.shift()!;
-      queue.inFlight += 1;
-      void deliver(queue, message).finally(() => {
-        queue.inFlight -= 1;
-        if (queue.inFlight === 0) queue.idle.splice(0).forEach((resolve) => resolve());
-        pump(queue);
-      });
-    }
-  };
-
-  const deliver = async (queue: LocalQueue, message: IncomingMessage) => {
-    try {
-      await queue.options.handle(message);
-    } catch (error) {
-      options.log.warn({ err: error, queue: queue.options.queue }, 'handler failed; message will be delivered again');
-      await sleep(REDELIVERY_DELAY_MS);
-      queue.pending.push({ ...message, redelivered: true });
-    }
-  };
-
-  return {
+  const transport: EventTransport = {
     kind: 'in-process',
-    async publish(messages: OutgoingMessage[]) {
-      for (const message of messages) {
-        const body = JSON.parse(message.body.toString('utf8'));
-        for (const queue of queues) {
-          if (queue.closed || !queue.options.bindings.some((pattern) => topicMatches(pattern, message.routingKey))) continue;
-          queue.pending.push({ routingKey: message.routingKey, body, headers: { ...message.headers }, redelivered: false });
-          pump(queue);
-        }
-      }
+    async publish(messages: OutgoingMessage[], tx: Queryable) {
+      const rows = messages.flatMap((message) =>
+        [...bindings].filter(([, patterns]) => patterns.some((pattern) => topicMatches(pattern, message.routingKey)))
+          .map(([queue]) => ({ queue, message })),
+      );
+      if (rows.length === 0) return;
+      await tx.query(
+        `INSERT INTO ${SCHEMA}.deliveries (queue, routing_key, message_id, body, headers)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
+        [
+          rows.map((row) => row.queue),
+          rows.map((row) => row.message.routingKey),
+          rows.map((row) => row.message.messageId),
+          rows.map((row) => row.message.body.toString('utf8')),
+          rows.map((row) => JSON.stringify(row.message.headers)),
+        ],
+      );
+      // Their queries wait for the relay's transaction: the rows are visible by then.
+      setImmediate(() => workers.forEach((worker) => worker.wake()));
     },
     subscribe(subscription) {
-      const queue: LocalQueue = { options: subscription, pending: [], inFlight: 0, closed: false, idle: [] };
-      queues.push(queue);
+      bindings.set(subscription.queue, subscription.bindings);
+      const worker = startQueueWorker({ db, log, subscription });
+      workers.add(worker);
+      const declared = db.transaction(async (tx) => {
+        await tx.query(`DELETE FROM ${SCHEMA}.bindings WHERE queue = $1`, [subscription.queue]);
+        for (const pattern of subscription.bindings) {
+          await tx.query(`INSERT INTO ${SCHEMA}.bindings (queue, pattern) VALUES ($1, $2)`, [subscription.queue, pattern]);
+        }
+      });
+      declared.catch((error) => log.error({ err: error }, 'could not record the queue bindings'));
       return {
+        ready: declared,
         async close() {
-          queue.closed = true;
-          if (queue.inFlight > 0) await new Promise<void>((resolve) => queue.idle.push(resolve));
+          workers.delete(worker);
+          await declared.catch(() => undefined);
+          await worker.close();
         },
       };
     },
+    deadLetters: createDeadLetters(db, () => workers.forEach((worker) => worker.wake())),
     onReady(listener) {
-      readyListeners.push(listener);
       queueMicrotask(listener);
     },
     isReady: () => true,
-    status: () => ({ ok: true, detail: 'in-process event transport' }),
+    status: () => ({ ok: true, detail: 'in-process event transport (embedded database)' }),
     async close() {
-      await Promise.all(queues.map((queue) => { queue.closed = true; return Promise.resolve(); }));
+      await Promise.all([...workers].map((worker) => worker.close()));
     },
   };
+  return transport;
+}
+
+interface QueueWorker extends Pick<Subscription, "close"> {
+  wake(): void;
+}
+
+/** Takes a queue's due rows one batch at a time and carries out each outcome in its row. */
+function startQueueWorker(options: { db: Database; log: Logger; subscription: SubscriptionOptions }): QueueWorker {
+  const { db, subscription } = options;
+  const { queue } = subscription;
+  let running: Promise<void> | undefined;
+  let wokenWhileRunning = false;
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const due = () =>
+    db.query<DeliveryRow>(
+      `SELECT id, routing_key, message_id, body, headers, attempt FROM ${SCHEMA}.deliveries
+       WHERE queue = $1 AND parked_at IS NULL AND available_at <= now() ORDER BY id LIMIT $2`,
+      [queue, subscription.prefetch],
+    );
+
+  const carryOut = async (row: DeliveryRow, outcome: DeliveryOutcome) => {
+    if (outcome.kind === 'ack') {
+      await db.query(`DELETE FROM ${SCHEMA}.deliveries WHERE id = $1`, [row.id]);
+    } else if (outcome.kind === 'retry') {
+      await db.query(
+        `UPDATE ${SCHEMA}.deliveries SET attempt = attempt + 1, last_error = $2,
+           available_at = now() + make_interval(secs => $3::double precision / 1000) WHERE id = $1`,
+        [row.id, outcome.error, outcome.delayMs],
+      );
+    } else {
+      await db.query(
+        `UPDATE ${SCHEMA}.deliveries SET parked_at = now(), park_reason = $2, last_error = $3 WHERE id = $1`,
+        [row.id, outcome.reason, outcome.error],
+      );
+    }
+  };
+
+  const scheduleNextRetry = async () => {
+    const { rows } = await db.query<{ wait_ms: number }>(
+      `SELECT greatest(0, extract(epoch FROM min(available_at) - now()) * 1000)::int AS wait_ms
+       FROM ${SCHEMA}.deliveries WHERE queue = $1 AND parked_at IS NULL`,
+      [queue],
+    );
+    const waitMs = rows[0]?.wait_ms;
+    clearTimeout(timer);
+    if (waitMs !== null && waitMs !== undefined && !closed) timer = setTimeout(wake, Math.max(waitMs, 5)).unref();
+  };
+
+  const drain = async () => {
+    do {
+      wokenWhileRunning = false;
+      for (let batch = (await due()).rows; batch.length > 0 && !closed; batch = (await due()).rows) {
+        for (const row of batch) {
+          if (closed) return;
+          const outcome = await subscription.handle({
+            routingKey: row.routing_key,
+            body: parseOrText(row.body),
+            headers: row.headers,
+            messageId: row.message_id,
+            attempt: row.attempt,
+          });
+          await carryOut(row, outcome);
+        }
+      }
+    } while (wokenWhileRunning && !closed);
+    await scheduleNextRetry();
+  };
+
+  const wake = () => {
+    if (closed) return;
+    if (running) {
+      wokenWhileRunning = true;
+      return;
+    }
+    running = drain()
+      .catch((error) => {
+        options.log.error({ err: error, queue }, 'in-process queue worker failed; retrying in 1 s');
+        timer = setTimeout(wake, 1_000).unref();
+      })
+      .finally(() => {
+        running = undefined;
+      });
+  };
+
+  wake();
+  return {
+    wake,
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+function createDeadLetters(db: Database, wakeWorkers: () => void): DeadLetterQueues {
+  const where = (selection: ParkedSelection) =>
+    'all' in selection ? { sql: '', params: [] as string[] } : { sql: ' AND message_id = $2', params: [selection.id] };
+
+  return {
+    async list(consumer) {
+      const { rows } = await db.query<DeliveryRow & { park_reason: string; last_error: string; parked_at: Date }>(
+        `SELECT id, routing_key, message_id, body, headers, attempt, park_reason, last_error, parked_at
+         FROM ${SCHEMA}.deliveries WHERE queue = $1 AND parked_at IS NOT NULL ORDER BY parked_at, id`,
+        [consumer],
+      );
+      return rows.map((row): ParkedMessage => {
+        const body = parseOrText(row.body);
+        return {
+          id: row.message_id,
+          consumer,
+          eventType: typeof (body as any)?.event_type === 'string' ? (body as any).event_type : null,
+          attempts: row.attempt,
+          reason: row.park_reason as ParkedMessage['reason'],
+          error: row.last_error ?? '',
+          parkedAt: row.parked_at.toISOString(),
+          body,
+        };
+      });
+    },
+    async replay(consumer, selection) {
+      const filter = where(selection);
+      const { rowCount } = await db.query(
+        `UPDATE ${SCHEMA}.deliveries SET parked_at = NULL, park_reason = NULL, attempt = 1, available_at = now(),
+           headers = headers - '${HEADERS.attempt}'
+         WHERE queue = $1 AND parked_at IS NOT NULL${filter.sql}`,
+        [consumer, ...filter.params],
+      );
+      wakeWorkers();
+      return rowCount;
+    },
+    async purge(consumer, selection) {
+      const filter = where(selection);
+      const { rowCount } = await db.query(
+        `DELETE FROM ${SCHEMA}.deliveries WHERE queue = $1 AND parked_at IS NOT NULL${filter.sql}`,
+        [consumer, ...filter.params],
+      );
+      return rowCount;
+    },
+  };
+}
+
+function parseOrText(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return body;
+  }
 }

@@ -69,7 +69,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`outbox-relay:${schema}`]);
       const { rows } = await tx.query<OutboxRow>(selectSql, [batchSize]);
       if (rows.length === 0) return [] as OutboxRow[];
-      await transport.publish(rows.map((row) => toMessage(row, appId)));
+      await transport.publish(rows.map((row) => toMessage(row, appId)), tx);
       await tx.query(markSql, [rows.map((row) => row.id)]);
       return rows;
     });

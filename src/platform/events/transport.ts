@@ -1,3 +1,5 @@
+import type { Queryable } from '../db/database.ts';
+
 /** What a relay hands to the broker: one committed event, serialised once when it was stored. */
 export interface OutgoingMessage {
   routingKey: string;
@@ -11,27 +13,65 @@ export interface OutgoingMessage {
   headers: Record<string, string>;
 }
 
-/** A delivered message; `body` is the decoded JSON when it parsed, else the raw bytes. */
+/** A delivered message; `body` is the decoded JSON when it parsed, else the raw bytes or text. */
 export interface IncomingMessage {
   routingKey: string;
   body: unknown;
   headers: Record<string, unknown>;
-  redelivered: boolean;
+  messageId?: string;
+  /** 1 on the first delivery, n on the n-th try through the retry schedule. */
+  attempt: number;
 }
 
+/** What the consumer decided; the transport carries it out before acknowledging. */
+export type DeliveryOutcome =
+  | { kind: 'ack' }
+  | { kind: 'retry'; delayMs: number; error: string }
+  | { kind: 'park'; reason: ParkReason; error: string };
+
+export type ParkReason = 'invalid_message' | 'retries_exhausted' | 'permanent_failure';
+
 export interface SubscriptionOptions {
-  /** The consumer's durable queue. */
+  /** The consumer's durable queue (`<queue>.retry.<n>` and `<queue>.dlq` beside it). */
   queue: string;
   /** Topic patterns on the `events` exchange (`defect.*`, `#`). */
   bindings: string[];
   prefetch: number;
-  /** Resolves: the message is acknowledged. Rejects: it is delivered again later. */
-  handle(message: IncomingMessage): Promise<void>;
+  /** How many retry steps the schedule has (one delay queue each). */
+  retrySteps: number;
+  /** Never throws: every message ends in an outcome. */
+  handle(message: IncomingMessage): Promise<DeliveryOutcome>;
 }
 
 export interface Subscription {
+  /** Resolves once the queue and its bindings exist (a first start must not miss events). */
+  ready: Promise<void>;
   /** Stops taking messages and waits for those in hand. */
   close(): Promise<void>;
+}
+
+/** A message parked in a consumer's dead-letter queue. */
+export interface ParkedMessage {
+  /** The event id when the message was an event, else an id given when it was parked. */
+  id: string;
+  consumer: string;
+  eventType: string | null;
+  attempts: number;
+  reason: ParkReason;
+  error: string;
+  parkedAt: string;
+  /** The message as received: the event, or the text that was not one. */
+  body: unknown;
+}
+
+export type ParkedSelection = { id: string } | { all: true };
+
+/** Operations on the dead-letter queues, the same on RabbitMQ and in-process. */
+export interface DeadLetterQueues {
+  list(consumer: string): Promise<ParkedMessage[]>;
+  /** Back to the consumer's queue with the attempt count reset; returns how many. */
+  replay(consumer: string, selection: ParkedSelection): Promise<number>;
+  purge(consumer: string, selection: ParkedSelection): Promise<number>;
 }
 
 export interface TransportStatus {
@@ -41,15 +81,29 @@ export interface TransportStatus {
 
 export interface EventTransport {
   readonly kind: 'amqp' | 'in-process';
-  /** Resolves once the broker has confirmed every message; rejects if any was not. */
-  publish(messages: OutgoingMessage[]): Promise<void>;
+  /**
+   * Resolves once every message is safely with the broker (confirmed), or, in-process,
+   * stored in the transaction `tx` the relay marks them published in.
+   */
+  publish(messages: OutgoingMessage[], tx: Queryable): Promise<void>;
   subscribe(options: SubscriptionOptions): Subscription;
+  readonly deadLetters: DeadLetterQueues;
   /** Called whenever the transport becomes able to publish (start, reconnection). */
   onReady(listener: () => void): void;
   isReady(): boolean;
   status(): TransportStatus;
   close(): Promise<void>;
 }
+
+/** Headers the consumer runtime and transports use on retried and parked messages. */
+export const HEADERS = {
+  attempt: 'x-attempt',
+  lastError: 'x-last-error',
+  parkReason: 'x-park-reason',
+  parkError: 'x-park-error',
+  parkedAt: 'x-parked-at',
+  routingKey: 'x-original-routing-key',
+} as const;
 
 export const EVENTS_EXCHANGE = 'events';
 
