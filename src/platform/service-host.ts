@@ -44,7 +44,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   const deps: ServiceDeps = { config, db, transport, log, verifyToken: options.verifyToken };
   const modules = await options.modules(deps);
 
-  for (const module of modules) await migrate(db, module.name, module.migrations);
+  for (const module of modules) if (module.migrations.length > 0) await migrate(db, module.name, module.migrations);
   for (const module of modules) await module.start?.();
 
   const publishers = modules.filter((module) => module.outbox);

@@ -5,7 +5,7 @@ import { eventually, MODES, startTestSystem, type TestSystem } from '../support/
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-// The seed's "КАК ПРОТЕСТИРОВАТЬ", steps 2–7, through the gateway as written there.
+// The seed's "КАК ПРОТЕСТИРОВАТЬ", steps 2–7, against the all-in-one process on its one port, as written there.
 for (const mode of MODES) {
   describe(`seed walkthrough (${mode})`, () => {
     let system: TestSystem;

@@ -40,6 +40,13 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
   });
 
   const deadLetters = createAmqpDeadLetters(connection);
+  /** Readiness and the log say what the broker refused and how to fix it. */
+  const noteTopologyRefusal = (error: unknown) => {
+    if (!isTopologyRefusal(error)) return;
+    const explanation = explainTopologyRefusal(error);
+    if (explanation !== topologyError) log.error(explanation);
+    topologyError = explanation;
+  };
   let publisher: Publisher | undefined;
   const getPublisher = () =>
     (publisher ??= connection.createPublisher({ confirm: true, exchanges: [EXCHANGE_DECLARATION] }));
@@ -72,11 +79,7 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
         );
         topologyError = undefined;
       } catch (error) {
-        if (isTopologyRefusal(error)) {
-          const explanation = explainTopologyRefusal(error);
-          if (explanation !== topologyError) log.error(explanation);
-          topologyError = explanation;
-        }
+        noteTopologyRefusal(error);
         throw error;
       }
     },
@@ -146,7 +149,13 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
           return ConsumerStatus.ACK;
         },
       );
-      consumer.on('error', (error) => log.warn({ err: error, queue }, 'consumer error'));
+      consumer.on('error', (error) => {
+        noteTopologyRefusal(error);
+        log.warn({ err: error, queue }, 'consumer error');
+      });
+      consumer.on('ready', () => {
+        topologyError = undefined;
+      });
       return {
         ready: new Promise<void>((resolve) => consumer.once('ready', () => resolve())),
         async close() {

@@ -5,6 +5,8 @@ import { parseEnvelope, type EventEnvelope } from './envelope.ts';
 import type { DeliveryOutcome, EventTransport, IncomingMessage, Subscription } from './transport.ts';
 
 export interface HandlerContext {
+  /** The message's AMQP headers (x-request-id, traceparent). */
+  headers: Record<string, unknown>;
   /** Runs after the handler's transaction committed (to wake an outbox relay, say). */
   afterCommit(callback: () => void): void;
   /** 1 on the first delivery. */
@@ -63,13 +65,17 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     INSERT INTO ${schema}.inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
     ON CONFLICT DO NOTHING`;
 
-  const handleEvent = async (event: EventEnvelope, attempt: number): Promise<'handled' | 'duplicate'> => {
+  const handleEvent = async (event: EventEnvelope, message: IncomingMessage): Promise<'handled' | 'duplicate'> => {
     const handler = findHandler(handlers, event.event_type);
     const afterCommit: Array<() => void> = [];
     const outcome = await db.transaction(async (tx) => {
       const claim = await tx.query(claimSql, [name, event.event_id, event.event_type]);
       if (claim.rowCount === 0) return 'duplicate' as const;
-      await handler?.(tx, event, { attempt, afterCommit: (callback) => afterCommit.push(callback) });
+      await handler?.(tx, event, {
+        attempt: message.attempt,
+        headers: message.headers,
+        afterCommit: (callback) => afterCommit.push(callback),
+      });
       return 'handled' as const;
     });
     for (const callback of afterCommit) callback();
@@ -85,7 +91,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     const { event } = parsed;
     const eventLog = log.child({ event_id: event.event_id, event_type: event.event_type, request_id: message.headers['x-request-id'] });
     try {
-      const result = await handleEvent(event, message.attempt);
+      const result = await handleEvent(event, message);
       eventLog.debug({ attempt: message.attempt, duplicate: result === 'duplicate' }, 'event handled');
       return { kind: 'ack' };
     } catch (error) {

@@ -10,14 +10,26 @@ export interface EventContext {
 }
 
 export interface PendingEvents {
-  /** Records an event; it commits with the transaction, or not at all. */
-  add<Data extends Record<string, unknown>>(eventType: string, data: Data): EventEnvelope<Data>;
+  /**
+   * Records an event; it commits with the transaction, or not at all. `userId` overrides
+   * the context's (a self-registration's actor is the user it creates).
+   */
+  add<Data extends Record<string, unknown>>(eventType: string, data: Data, options?: { userId: number }): EventEnvelope<Data>;
 }
 
 export interface Outbox {
   readonly schema: string;
   /** Runs fn in one transaction with the events it adds, then wakes the relay. */
   transaction<T>(context: EventContext, fn: (tx: Queryable, events: PendingEvents) => Promise<T>): Promise<T>;
+  /**
+   * The same inside a transaction someone else runs (an event consumer's): call
+   * `afterCommit` once it committed, to wake the relay.
+   */
+  within<T>(
+    tx: Queryable,
+    context: EventContext,
+    fn: (tx: Queryable, events: PendingEvents) => Promise<T>,
+  ): Promise<{ value: T; afterCommit: () => void }>;
   /** Called after every commit that stored events (the relay's in-process wake-up). */
   onCommit(listener: () => void): void;
 }
@@ -45,6 +57,29 @@ export function createOutbox(options: { db: Database; schema: string }): Outbox 
   const insertSql = `
     INSERT INTO ${schema}.outbox (event_id, event_type, body, headers)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[])`;
+  const committed = () => listeners.forEach((listener) => listener());
+
+  /** Runs fn with an event collector, then stores what it added, in tx. */
+  const recordEvents = async <T>(tx: Queryable, context: EventContext, fn: (tx: Queryable, events: PendingEvents) => Promise<T>) => {
+    const added: EventEnvelope[] = [];
+    const value = await fn(tx, {
+      add(eventType, data, options) {
+        const event = createEvent(eventType, data, options?.userId ?? context.userId);
+        added.push(event);
+        return event;
+      },
+    });
+    if (added.length > 0) {
+      const headers = JSON.stringify(tracingHeaders(context));
+      await tx.query(insertSql, [
+        added.map((event) => event.event_id),
+        added.map((event) => event.event_type),
+        added.map((event) => JSON.stringify(event)),
+        added.map(() => headers),
+      ]);
+    }
+    return { value, stored: added.length };
+  };
 
   return {
     schema,
@@ -52,29 +87,13 @@ export function createOutbox(options: { db: Database; schema: string }): Outbox 
       listeners.push(listener);
     },
     async transaction(context, fn) {
-      const headers = JSON.stringify(tracingHeaders(context));
-      let added: EventEnvelope[] = [];
-      const result = await db.transaction(async (tx) => {
-        added = [];
-        const value = await fn(tx, {
-          add(eventType, data) {
-            const event = createEvent(eventType, data, context.userId);
-            added.push(event);
-            return event;
-          },
-        });
-        if (added.length > 0) {
-          await tx.query(insertSql, [
-            added.map((event) => event.event_id),
-            added.map((event) => event.event_type),
-            added.map((event) => JSON.stringify(event)),
-            added.map(() => headers),
-          ]);
-        }
-        return value;
-      });
-      if (added.length > 0) for (const listener of listeners) listener();
-      return result;
+      const { value, stored } = await db.transaction((tx) => recordEvents(tx, context, fn));
+      if (stored > 0) committed();
+      return value;
+    },
+    async within(tx, context, fn) {
+      const { value, stored } = await recordEvents(tx, context, fn);
+      return { value, afterCommit: stored > 0 ? committed : () => undefined };
     },
   };
 }

@@ -1,7 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AuthenticatedUser, TokenVerifier } from '../auth/access-token.ts';
-import { unauthenticated } from './errors.ts';
+import { DomainError, unauthenticated } from './errors.ts';
+
+/** The auth service's key set could not be fetched: our outage, not the caller's bad token. */
+function isKeySourceUnavailable(error: unknown): boolean {
+  const { code, name } = (error ?? {}) as { code?: string; name?: string };
+  return code === 'ERR_JWKS_TIMEOUT' || name === 'TypeError';
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -22,7 +28,10 @@ export const authGuard = fp(
       if (!match) throw unauthenticated();
       try {
         request.user = await options.verifyToken(match[1]);
-      } catch {
+      } catch (error) {
+        if (isKeySourceUnavailable(error)) {
+          throw new DomainError('UPSTREAM_UNAVAILABLE', 'Cannot verify tokens right now: the auth service\'s keys are unreachable');
+        }
         throw unauthenticated('Invalid or expired token: sign in again at /v1/auth/token');
       }
     });

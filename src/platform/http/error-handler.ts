@@ -8,7 +8,9 @@ import { describeValidationErrors } from './validation.ts';
  */
 export function handleError(error: FastifyError | DomainError | Error, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof DomainError) {
-    return sendProblem(reply, statusOfError(error.code), error.code, error.message, error.extra);
+    const status = statusOfError(error.code);
+    if (status === 401) reply.header('www-authenticate', 'Bearer');
+    return sendProblem(reply, status, error.code, error.message, error.extra);
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {

@@ -42,7 +42,7 @@ export function createAuthService(deps: {
           email: user.email,
           full_name: user.full_name,
           role: user.role,
-        });
+        }, { userId: user.id });
         return user;
       });
     } catch (error) {

@@ -42,7 +42,7 @@ export function authRoutes(auth: AuthService) {
 
     app.get('/v1/users', {
       onRequest: app.authenticate,
-      schema: { tags: ['users'], summary: 'List users', ...secured, querystring: Type.Object(PageQuery), response: { 200: Page(UserSchema) } },
+      schema: { tags: ['users'], summary: 'List users', ...secured, querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: Page(UserSchema) } },
     }, async (request) => auth.listUsers(request.query));
 
     app.get('/v1/users/:id', {

@@ -1,8 +1,10 @@
+import { CONSUMER_NAMES } from '../consumer-names.ts';
 import { createOutbox } from '../../platform/events/outbox.ts';
 import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
 import { createDefectsService } from './defects-service.ts';
 import { defectsMigrations } from './migrations.ts';
 import { createProjectDirectory } from './project-directory.ts';
+import { projectEventHandlers } from './project-events.ts';
 import { defectsRoutes } from './routes.ts';
 
 export function createDefectsModule(deps: ServiceDeps & { projectsUrl: string }): ServiceModule {
@@ -14,6 +16,6 @@ export function createDefectsModule(deps: ServiceDeps & { projectsUrl: string })
     migrations: defectsMigrations,
     outbox,
     routes: defectsRoutes(defects),
-    consumers: [{ name: 'defects.project-directory', handlers: projects.handlers }],
+    consumers: [{ name: CONSUMER_NAMES.defectsProjectDirectory, handlers: projectEventHandlers(projects, defects) }],
   };
 }

@@ -55,6 +55,12 @@ export const defectsRepository = {
     return rows[0];
   },
 
+  /** Deletes a project's defects; their ids, in order. */
+  async deleteOfProject(db: Queryable, projectId: number): Promise<number[]> {
+    const { rows } = await db.query<{ id: number }>('DELETE FROM defects.defects WHERE project_id = $1 RETURNING id', [projectId]);
+    return rows.map((row) => row.id).sort((a, b) => a - b);
+  },
+
   async delete(db: Queryable, id: number): Promise<void> {
     await db.query('DELETE FROM defects.defects WHERE id = $1', [id]);
   },

@@ -1,6 +1,6 @@
 import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
-import type { Database } from '../../platform/db/database.ts';
-import type { Outbox, PendingEvents } from '../../platform/events/outbox.ts';
+import type { Database, Queryable } from '../../platform/db/database.ts';
+import type { EventContext, Outbox, PendingEvents } from '../../platform/events/outbox.ts';
 import { assertMayChange, assertMayDelete, assertMayReport } from './defect-permissions.ts';
 import {
   assertInitialStatus,
@@ -78,6 +78,7 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
           project_id: defect.project_id,
           reporter_id: defect.reporter_id,
         });
+        if (defect.assignee_id !== null) publishAssignment(events, defect, actor.user.id);
         return defect;
       });
     },
@@ -105,6 +106,14 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
         due_date: input.due_date === undefined ? defect.due_date : input.due_date,
       })),
 
+    /** A deleted project takes its defects with it, each publishing defect.deleted. */
+    removeAllOfProject: (tx: Queryable, projectId: number, context: EventContext & { userId: number }) =>
+      outbox.within(tx, context, async (tx, events) => {
+        const ids = await defectsRepository.deleteOfProject(tx, projectId);
+        for (const id of ids) events.add('defect.deleted', { defect_id: id, deleted_by: context.userId });
+        return ids;
+      }),
+
     remove: (actor: Actor, id: number) =>
       outbox.transaction(contextOf(actor), async (tx, events) => {
         const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
@@ -131,4 +140,10 @@ function publishChange(events: PendingEvents, before: Defect, after: Defect, use
     });
   }
   events.add('defect.updated', { defect_id: after.id, title: after.title, updated_by: userId });
+  if (after.assignee_id !== null && after.assignee_id !== before.assignee_id) publishAssignment(events, after, userId);
+}
+
+/** Not in the seed's table: who must now act on the defect (notifications mail them). */
+function publishAssignment(events: PendingEvents, defect: Defect, userId: number): void {
+  events.add('defect.assigned', { defect_id: defect.id, assignee_id: defect.assignee_id, assigned_by: userId });
 }

@@ -53,7 +53,10 @@ export function createProjectsService(deps: { db: Database; outbox: Outbox }) {
       projectsRepository.list(db, filter).then((page) => ({ ...page, limit: filter.limit, offset: filter.offset })),
 
     replace: (actor: Actor, id: number, fields: { name: string; description?: string | null }) =>
-      change(actor, id, () => ({ name: fields.name, description: fields.description ?? null })),
+      change(actor, id, (project) => ({
+        name: fields.name,
+        description: fields.description === undefined ? project.description : fields.description,
+      })),
 
     patch: (actor: Actor, id: number, fields: Partial<ProjectFields>) =>
       change(actor, id, (project) => ({

@@ -21,7 +21,7 @@ export const CreateProjectBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** PUT replaces the editable fields: an omitted description is cleared. */
+/** PUT requires the name; an omitted description keeps its value (as a defect's PUT does). */
 export const ReplaceProjectBody = CreateProjectBody;
 
 export const PatchProjectBody = Type.Object(

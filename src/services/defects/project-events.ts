@@ -1,0 +1,22 @@
+import type { EventHandler } from '../../platform/events/event-consumer.ts';
+import type { DefectsService } from './defects-service.ts';
+import type { ProjectDirectory } from './project-directory.ts';
+
+/**
+ * What the defects service does on project.* events: keep its copy of projects current,
+ * and delete a deleted project's defects (the inbox makes a second delivery a no-op).
+ */
+export function projectEventHandlers(directory: ProjectDirectory, defects: DefectsService): Record<string, EventHandler> {
+  return {
+    ...directory.handlers,
+    'project.deleted': async (tx, event, context) => {
+      await directory.handlers['project.deleted'](tx, event);
+      const requestId = context.headers['x-request-id'];
+      const { afterCommit } = await defects.removeAllOfProject(tx, event.data.project_id, {
+        userId: event.data.deleted_by,
+        requestId: typeof requestId === 'string' ? requestId : undefined,
+      });
+      context.afterCommit(afterCommit);
+    },
+  };
+}

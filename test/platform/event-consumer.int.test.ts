@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { connectDatabase } from '../../src/platform/db/connect.ts';
+import type { Database } from '../../src/platform/db/database.ts';
+import { migrate } from '../../src/platform/db/migrate.ts';
+import { createAmqpTransport } from '../../src/platform/events/amqp-transport.ts';
+import { createEvent } from '../../src/platform/events/envelope.ts';
+import { inboxMigration, PermanentFailure, startEventConsumer, type EventHandler } from '../../src/platform/events/event-consumer.ts';
+import { createInProcessTransport } from '../../src/platform/events/in-process-transport.ts';
+import type { EventTransport, OutgoingMessage, Subscription } from '../../src/platform/events/transport.ts';
+import { deleteQueues, startTcpProxy, withBroker } from '../support/broker.ts';
+import { TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
+import { captureLogs } from '../support/log-capture.ts';
+import { eventually } from '../support/test-system.ts';
+
+const SCHEMA = 'consumer_test';
+const CONSUMER = 'test.runtime-consumer';
+const RETRY_DELAYS = [100, 200];
+const EVENT_TYPE = 'test_item.recorded';
+
+interface Fixture {
+  db: Database;
+  transport: EventTransport;
+  publish(messages: OutgoingMessage[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A database with an inbox and an `effects` table, and a transport: RabbitMQ or in-process. */
+async function createFixture(kind: 'amqp' | 'in-process', amqpUrl = TEST_AMQP_URL): Promise<Fixture> {
+  const logs = captureLogs('warn');
+  if (kind === 'amqp') {
+    const name = `dc_consumer_${process.pid}_${Date.now()}`;
+    const db = await connectDatabase({ databaseUrl: `${TEST_POSTGRES_URL}/${name}`, poolSize: 4, dataDir: os.tmpdir() });
+    await prepareSchema(db);
+    const transport = createAmqpTransport({ url: amqpUrl, log: logs.log, connectionName: 'consumer-test' });
+    return {
+      db,
+      transport,
+      publish: (messages) => transport.publish(messages, db),
+      async close() {
+        await transport.close();
+        await db.close();
+        const admin = new pg.Client({ connectionString: `${TEST_POSTGRES_URL}/postgres` });
+        await admin.connect();
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await admin.end();
+      },
+    };
+  }
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-consumer-'));
+  const db = await connectDatabase({ poolSize: 1, dataDir });
+  await prepareSchema(db);
+  const transport = await createInProcessTransport({ db, log: logs.log });
+  return {
+    db,
+    transport,
+    publish: (messages) => db.transaction((tx) => transport.publish(messages, tx)),
+    async close() {
+      await transport.close();
+      await db.close();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function prepareSchema(db: Database) {
+  await migrate(db, SCHEMA, [
+    inboxMigration,
+    { id: 'effects', sql: 'CREATE TABLE {schema}.effects (event_id uuid NOT NULL, item integer NOT NULL)' },
+  ]);
+}
+
+function eventMessage(item: number) {
+  const event = createEvent(EVENT_TYPE, { item }, 1);
+  const message: OutgoingMessage = {
+    routingKey: EVENT_TYPE,
+    messageId: event.event_id,
+    type: EVENT_TYPE,
+    appId: 'test',
+    timestamp: new Date(),
+    body: Buffer.from(JSON.stringify(event)),
+    headers: { 'x-request-id': `req-${item}` },
+  };
+  return { event, message };
+}
+
+const recordEffect: EventHandler = async (tx, event) => {
+  await tx.query(`INSERT INTO ${SCHEMA}.effects (event_id, item) VALUES ($1, $2)`, [event.event_id, event.data.item]);
+};
+
+async function effects(db: Database): Promise<number[]> {
+  const { rows } = await db.query<{ item: number }>(`SELECT item FROM ${SCHEMA}.effects ORDER BY item`);
+  return rows.map((row) => row.item);
+}
+
+for (const kind of ['amqp', 'in-process'] as const) {
+  describe(`event consumer runtime (${kind})`, () => {
+    let fixture: Fixture;
+    let subscription: Subscription | undefined;
+    const subscribe = async (handler: EventHandler) => {
+      subscription = startEventConsumer({
+        db: fixture.db,
+        transport: fixture.transport,
+        log: captureLogs('fatal').log,
+        schema: SCHEMA,
+        name: CONSUMER,
+        handlers: { [EVENT_TYPE]: handler },
+        retryDelaysMs: RETRY_DELAYS,
+        prefetch: 5,
+      });
+      await subscription.ready;
+    };
+
+    before(async () => {
+      if (kind === 'amqp') await deleteQueues([CONSUMER, `${CONSUMER}.dlq`, `${CONSUMER}.retry.1`, `${CONSUMER}.retry.2`]);
+      fixture = await createFixture(kind);
+    });
+    afterEach(async () => {
+      await subscription?.close();
+      subscription = undefined;
+      await fixture.transport.deadLetters.purge(CONSUMER, { all: true });
+      await fixture.db.query(`DELETE FROM ${SCHEMA}.effects`);
+    });
+    after(async () => {
+      await fixture?.close();
+    });
+
+    it('when a handler fails twice, then the event is retried after growing delays and handled once', async () => {
+      const attempts: Array<{ attempt: number; at: number }> = [];
+      await subscribe(async (tx, event, context) => {
+        attempts.push({ attempt: context.attempt, at: Date.now() });
+        if (context.attempt < 3) throw new Error(`transient failure ${context.attempt}`);
+        await recordEffect(tx, event, context);
+      });
+      await fixture.publish([eventMessage(1).message]);
+      await eventually(async () => (await effects(fixture.db)).length === 1, 10_000, 'the effect');
+      assert.deepEqual(attempts.map((a) => a.attempt), [1, 2, 3]);
+      assert.ok(attempts[1].at - attempts[0].at >= RETRY_DELAYS[0] * 0.8, 'first delay kept');
+      assert.ok(attempts[2].at - attempts[1].at >= RETRY_DELAYS[1] * 0.8, 'second delay kept');
+      assert.deepEqual(await fixture.transport.deadLetters.list(CONSUMER), []);
+    });
+
+    it('when a handler fails on every attempt, then the message is parked with its reason, and a replay after the fix handles it once', async () => {
+      let broken = true;
+      await subscribe(async (tx, event, context) => {
+        if (broken) throw new Error('downstream refused');
+        await recordEffect(tx, event, context);
+      });
+      const { event, message } = eventMessage(2);
+      await fixture.publish([message]);
+      const [parked] = await eventually(async () => {
+        const list = await fixture.transport.deadLetters.list(CONSUMER);
+        return list.length === 1 ? list : undefined;
+      }, 10_000, 'the parked message');
+      assert.equal(parked.id, event.event_id);
+      assert.equal(parked.reason, 'retries_exhausted');
+      assert.equal(parked.attempts, RETRY_DELAYS.length + 1);
+      assert.match(parked.error, /downstream refused/);
+      assert.equal(parked.eventType, EVENT_TYPE);
+      assert.deepEqual(await effects(fixture.db), []);
+
+      broken = false;
+      assert.equal(await fixture.transport.deadLetters.replay(CONSUMER, { id: event.event_id }), 1);
+      await eventually(async () => (await effects(fixture.db)).length === 1, 10_000, 'the replayed effect');
+      assert.deepEqual(await fixture.transport.deadLetters.list(CONSUMER), []);
+
+      // Replaying an event that was meanwhile handled has no second effect (the inbox).
+      await fixture.publish([message]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(await effects(fixture.db), [2]);
+    });
+
+    it('when a handler reports a permanent failure, then the message is parked at once', async () => {
+      let calls = 0;
+      await subscribe(async () => {
+        calls += 1;
+        throw new PermanentFailure('this event can never be handled');
+      });
+      await fixture.publish([eventMessage(3).message]);
+      const [parked] = await eventually(async () => {
+        const list = await fixture.transport.deadLetters.list(CONSUMER);
+        return list.length === 1 ? list : undefined;
+      }, 5_000, 'the parked message');
+      assert.equal(parked.reason, 'permanent_failure');
+      assert.equal(parked.attempts, 1);
+      assert.equal(calls, 1);
+    });
+
+    it('when the same event is delivered twice, then it has one effect', async () => {
+      await subscribe(recordEffect);
+      const { message } = eventMessage(4);
+      await fixture.publish([message, message]);
+      await fixture.publish([message]);
+      await eventually(async () => (await effects(fixture.db)).length >= 1, 5_000, 'the effect');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(await effects(fixture.db), [4]);
+    });
+
+    it('when a message is not an event, then it is parked at once and the consumer keeps working', async () => {
+      await subscribe(recordEffect);
+      const notJson = { ...eventMessage(0).message, messageId: 'not-json-1', body: Buffer.from('this is not JSON {') };
+      const incomplete = { ...eventMessage(0).message, messageId: 'no-fields-1', body: Buffer.from(JSON.stringify({ event_type: EVENT_TYPE, data: {} })) };
+      await fixture.publish([notJson, incomplete, eventMessage(5).message]);
+      await eventually(async () => (await effects(fixture.db)).length === 1, 5_000, 'the valid event');
+      const parked = await eventually(async () => {
+        const list = await fixture.transport.deadLetters.list(CONSUMER);
+        return list.length === 2 ? list : undefined;
+      }, 5_000, 'both invalid messages parked');
+      assert.deepEqual(parked.map((m) => m.reason), ['invalid_message', 'invalid_message']);
+      assert.deepEqual(parked.map((m) => m.attempts), [1, 1]);
+      assert.match(parked[0].error, /not valid JSON/);
+      assert.match(parked[1].error, /event envelope/);
+      assert.equal(parked[0].body, 'this is not JSON {');
+      assert.equal(await fixture.transport.deadLetters.purge(CONSUMER, { id: parked[0].id }), 1);
+      assert.equal((await fixture.transport.deadLetters.list(CONSUMER)).length, 1);
+    });
+
+    it('when the consumer is closed while a handler runs, then that message is finished and not delivered again', async () => {
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+      let handled = 0;
+      await subscribe(async (tx, event, context) => {
+        started();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await recordEffect(tx, event, context);
+        handled += 1;
+      });
+      await fixture.publish([eventMessage(6).message]);
+      await handlerStarted;
+      await subscription!.close();
+      subscription = undefined;
+      assert.deepEqual(await effects(fixture.db), [6], 'the message in hand was finished before close resolved');
+      await subscribe(async (tx, event, context) => {
+        await recordEffect(tx, event, context);
+        handled += 1;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(handled, 1, 'not delivered again');
+    });
+  });
+}
+
+describe('event consumer through a broker outage', () => {
+  it('when the RabbitMQ connection is cut while events flow, then the consumer reconnects and every event has exactly one effect', async () => {
+    await deleteQueues([CONSUMER, `${CONSUMER}.dlq`, `${CONSUMER}.retry.1`, `${CONSUMER}.retry.2`]);
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: 5672 });
+    const fixture = await createFixture('amqp', `amqp://guest:guest@127.0.0.1:${proxy.port}`);
+    const subscription = startEventConsumer({
+      db: fixture.db, transport: fixture.transport, log: captureLogs('fatal').log, schema: SCHEMA, name: CONSUMER,
+      handlers: { [EVENT_TYPE]: async (tx, event, context) => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await recordEffect(tx, event, context);
+      } },
+      retryDelaysMs: RETRY_DELAYS, prefetch: 5,
+    });
+    try {
+      await subscription.ready;
+      // Published straight to the broker, not through the proxy that is about to be cut.
+      await withBroker(async (connection) => {
+        const publisher = connection.createPublisher({ confirm: true });
+        for (let item = 1; item <= 200; item += 1) {
+          const { message } = eventMessage(item);
+          await publisher.send({ exchange: 'events', routingKey: EVENT_TYPE, messageId: message.messageId, contentType: 'application/json', durable: true }, message.body);
+        }
+        await publisher.close();
+      });
+      await eventually(async () => (await effects(fixture.db)).length >= 20, 10_000, 'some effects before the cut');
+      await proxy.stop();
+      assert.ok((await effects(fixture.db)).length < 200, 'the cut came while events were flowing');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await proxy.start();
+      await eventually(async () => (await effects(fixture.db)).length === 200, 30_000, 'all effects after reconnection');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(await effects(fixture.db), Array.from({ length: 200 }, (_, index) => index + 1));
+    } finally {
+      await subscription.close();
+      await fixture.close();
+      await proxy.close();
+    }
+  });
+});
