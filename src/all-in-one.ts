@@ -3,6 +3,7 @@ import type { Config } from './platform/config.ts';
 import type { Logger } from './platform/logger.ts';
 import { startHost } from './platform/service-host.ts';
 import { createAuthModule } from './services/auth/auth-module.ts';
+import { createDeadLettersModule } from './services/dead-letters/dead-letters-module.ts';
 import { loadSigningKeys } from './services/auth/signing-keys.ts';
 import { createDefectsModule } from './services/defects/defects-module.ts';
 import { createProjectsModule } from './services/projects/projects-module.ts';
@@ -23,6 +24,7 @@ export async function startAllInOne(config: Config, log: Logger) {
       createAuthModule({ ...deps, keys }),
       createProjectsModule(deps),
       createDefectsModule({ ...deps, projectsUrl: config.PROJECTS_URL ?? `http://127.0.0.1:${port}` }),
+      createDeadLettersModule(deps),
     ],
   });
 }
