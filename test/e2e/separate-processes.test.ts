@@ -28,7 +28,7 @@ describe('one service per process, with replicas', () => {
       Array.from({ length: 5 }, () => freePort()),
     );
     const authUrl = `http://127.0.0.1:${authPort}`;
-    const auth = await startProcess('src/services/auth/main.ts', { ...common, DEMO_USER: 'testuser:123456' }, authPort);
+    const auth = await startProcess('src/services/auth/main.ts', { ...common, DEMO_USER: 'testuser:123456', ADMIN_USER: 'admin:admin-secret' }, authPort);
     projectsReplicas = await Promise.all([
       startProcess('src/services/projects/main.ts', { ...common, AUTH_URL: authUrl }, projectsPort1),
       startProcess('src/services/projects/main.ts', { ...common, AUTH_URL: authUrl }, projectsPort2),
@@ -40,7 +40,7 @@ describe('one service per process, with replicas', () => {
     );
     gateway = await startProcess(
       'src/services/gateway/main.ts',
-      { LOG_LEVEL: 'info', AUTH_URL: authUrl, PROJECTS_URL: projectsReplicas[1].url, DEFECTS_URL: defects.url },
+      { LOG_LEVEL: 'info', AMQP_URL: TEST_AMQP_URL, AUTH_URL: authUrl, PROJECTS_URL: projectsReplicas[1].url, DEFECTS_URL: defects.url },
       gatewayPort,
     );
     processes.push(auth, ...projectsReplicas, defects, gateway);
@@ -91,6 +91,15 @@ describe('one service per process, with replicas', () => {
     assert.deepEqual(published, createdIds);
     const appIds = new Set(queue.messages.slice(before).map((message) => message.appId));
     assert.deepEqual([...appIds], ['projects']);
+  });
+
+  it('the gateway serves the dead-letter admin API over RabbitMQ, to admins only', async () => {
+    const api = createApiClient(gateway.url);
+    const admin = await api.login('admin', 'admin-secret');
+    const listed = await api.get('/v1/admin/dead-letters', admin);
+    assert.equal(listed.status, 200);
+    assert.ok(Array.isArray(listed.body.items));
+    assert.equal((await api.get('/v1/admin/dead-letters', await api.login('testuser', '123456'))).status, 403);
   });
 
   it('the gateway serves one OpenAPI document for all services', async () => {

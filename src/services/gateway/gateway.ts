@@ -2,7 +2,11 @@ import httpProxy from '@fastify/http-proxy';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { request } from 'undici';
+import type { TokenVerifier } from '../../platform/auth/access-token.ts';
+import { authGuard } from '../../platform/http/auth-guard.ts';
 import { createBaseApp, type HttpApp } from '../../platform/http/http-app.ts';
+import type { DeadLetterService } from '../dead-letters/dead-letter-service.ts';
+import { deadLetterRoutes } from '../dead-letters/routes.ts';
 import type { Logger } from '../../platform/logger.ts';
 
 export interface Upstreams {
@@ -23,8 +27,17 @@ const ROUTES: Array<{ prefix: string; service: keyof Upstreams }> = [
  * The public entrance when services run in their own processes: one port, request ids
  * set here and passed on, readiness and OpenAPI summed up from the services behind it.
  */
-export async function buildGateway(options: { log: Logger; upstreams: Upstreams }): Promise<HttpApp> {
+export async function buildGateway(options: {
+  log: Logger;
+  upstreams: Upstreams;
+  /** With RabbitMQ configured, the gateway also serves the admin API over the dead-letter queues. */
+  deadLetters?: { service: DeadLetterService; verifyToken: TokenVerifier };
+}): Promise<HttpApp> {
   const app = createBaseApp(options.log);
+  if (options.deadLetters) {
+    await app.register(authGuard, { verifyToken: options.deadLetters.verifyToken });
+    await app.register(deadLetterRoutes(options.deadLetters.service));
+  }
   const services = Object.entries(options.upstreams) as Array<[keyof Upstreams, string]>;
 
   for (const route of ROUTES) {
