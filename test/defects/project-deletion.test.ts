@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { TestUser } from '../support/api-client.ts';
+import { bindTestQueue, withBroker, type TestQueue } from '../support/broker.ts';
+import { eventually, MODES, startTestSystem, type TestSystem } from '../support/test-system.ts';
+
+for (const mode of MODES) {
+  describe(`a deleted project takes its defects with it (${mode})`, () => {
+    let system: TestSystem;
+    let owner: TestUser;
+    let queue: TestQueue | undefined;
+
+    before(async () => {
+      system = await startTestSystem({ mode });
+      owner = await system.api.createUser('manager');
+      if (mode === 'postgres') queue = await bindTestQueue(['project.deleted', 'defect.deleted']);
+    });
+    after(async () => {
+      await queue?.close();
+      await system?.close();
+    });
+
+    it('when a project is deleted, then each of its defects is deleted and publishes defect.deleted by who deleted the project', async () => {
+      const { api } = system;
+      const doomed = (await api.post('/v1/projects', { name: 'Снос' }, owner.token)).body;
+      const kept = (await api.post('/v1/projects', { name: 'Остаётся' }, owner.token)).body;
+      const doomedDefects = [];
+      for (const title of ['Первый', 'Второй', 'Третий']) {
+        doomedDefects.push((await api.post('/v1/defects', { project_id: doomed.id, title }, owner.token)).body.id);
+      }
+      const keptDefect = (await api.post('/v1/defects', { project_id: kept.id, title: 'Живой' }, owner.token)).body.id;
+
+      const deletion = await api.delete(`/v1/projects/${doomed.id}`, owner.token);
+      assert.equal(deletion.status, 204);
+      await eventually(async () => (await api.get(`/v1/defects?project_id=${doomed.id}`, owner.token)).body.total === 0, 10_000, 'the defects gone');
+      for (const id of doomedDefects) assert.equal((await api.get(`/v1/defects/${id}`, owner.token)).status, 404);
+      assert.equal((await api.get(`/v1/defects/${keptDefect}`, owner.token)).status, 200);
+
+      const refused = await api.post('/v1/defects', { project_id: doomed.id, title: 'Поздно' }, owner.token);
+      assert.equal(refused.status, 404);
+
+      if (queue) {
+        await queue.waitFor(4);
+        const deleted = queue.messages.filter((m) => m.routingKey === 'defect.deleted');
+        assert.deepEqual(deleted.map((m) => (m.body as any).data), doomedDefects.map((id) => ({ defect_id: id, deleted_by: owner.id })));
+        for (const message of deleted) {
+          assert.equal((message.body as any).user_id, owner.id);
+          assert.equal(message.headers?.['x-request-id'], deletion.headers.get('x-request-id'), 'the deleting request is followed through');
+        }
+      }
+    });
+
+    if (mode === 'postgres') {
+      it('when project.deleted is delivered twice, then the defects are deleted once and no second defect.deleted goes out', async () => {
+        const original = queue!.messages.find((m) => m.routingKey === 'project.deleted')!;
+        const before = queue!.messages.length;
+        await withBroker(async (connection) => {
+          const publisher = connection.createPublisher({ confirm: true });
+          await publisher.send({
+            exchange: 'events', routingKey: 'project.deleted', durable: true, messageId: original.messageId,
+            contentType: 'application/json', headers: original.headers,
+          }, Buffer.from(JSON.stringify(original.body)));
+          await publisher.close();
+        });
+        await eventually(() => queue!.messages.length === before + 1, 5_000, 'the republished event');
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        assert.equal(queue!.messages.filter((m) => m.routingKey === 'defect.deleted').length, 3);
+      });
+    }
+  });
+}
