@@ -10,6 +10,7 @@ import { createOutboxRelay, type OutboxRelay } from './events/outbox-relay.ts';
 import type { EventTransport, Subscription } from './events/transport.ts';
 import { createHttpApp, type HttpApp } from './http/http-app.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics } from './metrics/metrics.ts';
 import type { ServiceDeps, ServiceModule } from './service.ts';
 
 export interface HostOptions {
@@ -41,6 +42,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   const transport: EventTransport = config.AMQP_URL
     ? createAmqpTransport({ url: config.AMQP_URL, log: log.child({ component: 'amqp' }), connectionName: options.name })
     : await createInProcessTransport({ db, log: log.child({ component: 'in-process-transport' }) });
+  const metrics = createMetrics();
   const deps: ServiceDeps = { config, db, transport, log, verifyToken: options.verifyToken };
   const modules = await options.modules(deps);
 
@@ -49,10 +51,12 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
 
   const publishers = modules.filter((module) => module.outbox);
   const relays = publishers.map((module) =>
-    createOutboxRelay({ db, outbox: module.outbox!, transport, appId: module.name, log: log.child({ service: module.name }) }),
+    createOutboxRelay({ db, outbox: module.outbox!, transport, appId: module.name, log: log.child({ service: module.name }), metrics }),
   );
+  for (const module of publishers) metrics.watchOutbox(module.name, module.outbox!.schema, db);
   const app = await createHttpApp({
     log,
+    metrics,
     title: `Defect Control — ${options.name}`,
     verifyToken: options.verifyToken,
     readiness: [
@@ -63,6 +67,9 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   });
   for (const module of modules) await app.register(module.routes);
 
+  for (const module of modules) {
+    for (const consumer of module.consumers ?? []) metrics.watchDeadLetters(consumer.name, transport.deadLetters);
+  }
   // Consumers first: their queues must exist before the first event is routed.
   const subscriptions: Subscription[] = modules.flatMap((module) =>
     (module.consumers ?? []).map((consumer) =>
@@ -72,6 +79,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
         log: log.child({ consumer: consumer.name }),
         schema: module.name,
         retryDelaysMs: config.retryDelaysMs,
+        metrics,
         ...consumer,
       }),
     ),

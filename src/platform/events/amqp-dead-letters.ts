@@ -37,6 +37,11 @@ export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues 
     'all' in selection || message.messageId === selection.id;
 
   return {
+    async count(consumer) {
+      const { messageCount } = await connection.queueDeclare({ queue: deadLetterQueueOf(consumer), durable: true });
+      return messageCount;
+    },
+
     async list(consumer) {
       const parked: ParkedMessage[] = [];
       await scan(consumer, async (message) => {

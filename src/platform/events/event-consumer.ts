@@ -1,7 +1,8 @@
 import type { Database, Queryable } from '../db/database.ts';
 import type { Migration } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
-import { parseEnvelope, type EventEnvelope } from './envelope.ts';
+import type { ConsumeResult, Metrics } from '../metrics/metrics.ts';
+import { parseEnvelope, parseEventTimestamp, type EventEnvelope } from './envelope.ts';
 import type { DeliveryOutcome, EventTransport, IncomingMessage, Subscription } from './transport.ts';
 
 export interface HandlerContext {
@@ -33,6 +34,7 @@ export interface EventConsumerOptions {
   /** One retry after each delay, then the dead-letter queue. */
   retryDelaysMs: number[];
   prefetch?: number;
+  metrics?: Metrics;
 }
 
 export const inboxMigration: Migration = {
@@ -60,7 +62,9 @@ export function withJitter(delayMs: number, random = Math.random): number {
  * event is parked at once. No message can make it throw.
  */
 export function startEventConsumer(options: EventConsumerOptions): Subscription {
-  const { db, log, schema, name, handlers, retryDelaysMs } = options;
+  const { db, log, schema, name, handlers, retryDelaysMs, metrics } = options;
+  const count = (eventType: string, result: ConsumeResult) =>
+    metrics?.eventsConsumed.inc({ consumer: name, event_type: eventType, result });
   const claimSql = `
     INSERT INTO ${schema}.inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
     ON CONFLICT DO NOTHING`;
@@ -86,26 +90,42 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     const parsed = parseEnvelope(toText(message.body));
     if ('error' in parsed) {
       log.error({ routingKey: message.routingKey, reason: parsed.error }, 'message is not an event; parked');
+      count('invalid', 'dead_letter'); // not the routing key: garbage must not mint label values
       return { kind: 'park', reason: 'invalid_message', error: parsed.error };
     }
     const { event } = parsed;
-    const eventLog = log.child({ event_id: event.event_id, event_type: event.event_type, request_id: message.headers['x-request-id'] });
+    const eventLog = log.child({
+      event_id: event.event_id,
+      event_type: event.event_type,
+      request_id: message.headers['x-request-id'],
+      traceparent: message.headers.traceparent,
+    });
+    const stopTimer = metrics?.handlerDuration.startTimer({ consumer: name, event_type: event.event_type });
     try {
       const result = await handleEvent(event, message);
+      stopTimer?.();
       eventLog.debug({ attempt: message.attempt, duplicate: result === 'duplicate' }, 'event handled');
+      if (result === 'handled') {
+        metrics?.deliveryLatency.observe({ consumer: name }, (Date.now() - parseEventTimestamp(event.timestamp).getTime()) / 1000);
+      }
+      count(event.event_type, result === 'handled' ? 'ok' : 'duplicate');
       return { kind: 'ack' };
     } catch (error) {
+      stopTimer?.();
       const reason = (error as Error).message ?? String(error);
       if (error instanceof PermanentFailure) {
         eventLog.error({ err: error }, 'event cannot be handled; parked');
+        count(event.event_type, 'dead_letter');
         return { kind: 'park', reason: 'permanent_failure', error: reason };
       }
       if (message.attempt > retryDelaysMs.length) {
         eventLog.error({ err: error, attempts: message.attempt }, 'event failed on every attempt; parked');
+        count(event.event_type, 'dead_letter');
         return { kind: 'park', reason: 'retries_exhausted', error: reason };
       }
       const delayMs = withJitter(retryDelaysMs[message.attempt - 1]);
       eventLog.warn({ err: error, attempt: message.attempt, retryInMs: delayMs }, 'event handler failed; will retry');
+      count(event.event_type, 'retry');
       return { kind: 'retry', delayMs, error: reason };
     }
   };

@@ -224,6 +224,13 @@ function createDeadLetters(db: Database, wakeWorkers: () => void): DeadLetterQue
     'all' in selection ? { sql: '', params: [] as string[] } : { sql: ' AND message_id = $2', params: [selection.id] };
 
   return {
+    async count(consumer) {
+      const { rows } = await db.query<{ count: number }>(
+        `SELECT count(*)::int AS count FROM ${SCHEMA}.deliveries WHERE queue = $1 AND parked_at IS NOT NULL`,
+        [consumer],
+      );
+      return rows[0].count;
+    },
     async list(consumer) {
       const { rows } = await db.query<DeliveryRow & { park_reason: string; last_error: string; parked_at: Date }>(
         `SELECT id, routing_key, message_id, body, headers, attempt, park_reason, last_error, parked_at

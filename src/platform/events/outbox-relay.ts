@@ -1,5 +1,6 @@
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Outbox } from './outbox.ts';
 import { formatEventLogLine } from './python-json.ts';
 import type { EventTransport, OutgoingMessage } from './transport.ts';
@@ -16,6 +17,7 @@ export interface OutboxRelayOptions {
   retryDelayMs?: number;
   /** A safety net only: commits wake the relay at once. */
   pollIntervalMs?: number;
+  metrics?: Metrics;
 }
 
 export interface RelayStatus {
@@ -80,7 +82,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       let published: OutboxRow[];
       do {
         published = await publishBatch();
-        for (const row of published) log.info(formatEventLogLine(JSON.parse(row.body)));
+        for (const row of published) {
+          log.info(formatEventLogLine(JSON.parse(row.body)));
+          options.metrics?.eventsPublished.inc({ service: appId, event_type: row.event_type });
+        }
       } while (published.length === batchSize && !closed);
     } while (wokenWhileRunning && !closed);
   };
@@ -98,6 +103,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         lastError = undefined;
       })
       .catch((error: Error) => {
+        options.metrics?.publishErrors.inc({ service: appId });
         if (lastError !== error.message) log.warn({ err: error, schema }, 'outbox relay could not publish; events stay in the outbox');
         lastError = error.message;
         if (!closed) retryTimer = setTimeout(wake, retryDelayMs);

@@ -68,6 +68,7 @@ export type ParkedSelection = { id: string } | { all: true };
 
 /** Operations on the dead-letter queues, the same on RabbitMQ and in-process. */
 export interface DeadLetterQueues {
+  count(consumer: string): Promise<number>;
   list(consumer: string): Promise<ParkedMessage[]>;
   /** Back to the consumer's queue with the attempt count reset; returns how many. */
   replay(consumer: string, selection: ParkedSelection): Promise<number>;

@@ -6,6 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TokenVerifier } from '../auth/access-token.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { authGuard } from './auth-guard.ts';
 import { handleError, sendProblem } from './error-handler.ts';
 import { validatorCompiler } from './validation.ts';
@@ -19,6 +20,7 @@ export interface ReadinessCheck {
 
 export interface HttpAppOptions {
   log: Logger;
+  metrics: Metrics;
   title: string;
   verifyToken: TokenVerifier;
   readiness: ReadinessCheck[];
@@ -30,7 +32,7 @@ const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
  * Fastify with what every process shares, the gateway included: request ids taken or
  * made, JSON problem errors, strict body validation, one log line per request.
  */
-export function createBaseApp(log: Logger): HttpApp {
+export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
   const app = Fastify({
     loggerInstance: log,
     routerOptions: { ignoreTrailingSlash: true },
@@ -54,18 +56,24 @@ export function createBaseApp(log: Logger): HttpApp {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
     request.log.info(
       { method: request.method, url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request completed',
     );
   });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
   return app as unknown as HttpApp;
 }
 
 /** A service's app: the base, OpenAPI at /docs, the auth guard, readiness. It does not listen. */
 export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
-  const app = createBaseApp(options.log);
+  const app = createBaseApp(options.log, options.metrics);
   await app.register(formBody);
   await app.register(swagger, {
     openapi: {

@@ -8,6 +8,7 @@ import { createBaseApp, type HttpApp } from '../../platform/http/http-app.ts';
 import type { DeadLetterService } from '../dead-letters/dead-letter-service.ts';
 import { deadLetterRoutes } from '../dead-letters/routes.ts';
 import type { Logger } from '../../platform/logger.ts';
+import { createMetrics } from '../../platform/metrics/metrics.ts';
 
 export interface Upstreams {
   auth: string;
@@ -33,7 +34,7 @@ export async function buildGateway(options: {
   /** With RabbitMQ configured, the gateway also serves the admin API over the dead-letter queues. */
   deadLetters?: { service: DeadLetterService; verifyToken: TokenVerifier };
 }): Promise<HttpApp> {
-  const app = createBaseApp(options.log);
+  const app = createBaseApp(options.log, createMetrics());
   if (options.deadLetters) {
     await app.register(authGuard, { verifyToken: options.deadLetters.verifyToken });
     await app.register(deadLetterRoutes(options.deadLetters.service));
