@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { hasPgCode, PG_CHARACTER_NOT_IN_REPERTOIRE } from '../db/pg-errors.ts';
 import { DomainError, statusOfError } from './errors.ts';
 import { describeValidationErrors } from './validation.ts';
 
@@ -17,6 +18,9 @@ export function handleError(error: FastifyError | DomainError | Error, request: 
     const errors = describeValidationErrors(fastifyError.validation, fastifyError.validationContext ?? 'body');
     const detail = errors.map((problem) => `${problem.loc}: ${problem.msg}`).join('; ');
     return sendProblem(reply, 422, 'VALIDATION_FAILED', `Invalid request: ${detail}`, { errors });
+  }
+  if (hasPgCode(error, PG_CHARACTER_NOT_IN_REPERTOIRE)) {
+    return sendProblem(reply, 422, 'VALIDATION_FAILED', 'Invalid request: text must not contain the NUL character (\\u0000)');
   }
   const status = fastifyError.statusCode;
   if (status && status >= 400 && status < 500) {

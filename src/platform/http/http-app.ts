@@ -38,7 +38,8 @@ export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 256 * 1024,
     // The gateway sets the id or accepts the caller's, and every log line and event carries it.
-    requestIdHeader: 'x-request-id',
+    // genReqId reads and checks x-request-id itself: Fastify's requestIdHeader would take any value as sent.
+    requestIdHeader: false,
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();

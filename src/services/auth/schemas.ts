@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
-import { Timestamp } from '../../platform/http/schema-types.ts';
+import { StringEnum, Timestamp } from '../../platform/http/schema-types.ts';
 import { ROLES } from '../../platform/auth/access-token.ts';
 
 const NonBlank = (maxLength: number, extra: object = {}) =>
   Type.String({ minLength: 1, maxLength, pattern: '\\S', ...extra });
 
-export const RoleSchema = Type.Union(ROLES.map((role) => Type.Literal(role)));
+export const RoleSchema = StringEnum(ROLES);
 
 export const UserSchema = Type.Object({
   id: Type.Integer(),

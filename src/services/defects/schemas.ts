@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
-import { PageQuery, Timestamp } from '../../platform/http/schema-types.ts';
+import { PageQuery, StringEnum, Timestamp } from '../../platform/http/schema-types.ts';
 import { PRIORITIES, STATUSES } from './defect-workflow.ts';
 
 export const TITLE_MAX = 200;
 export const DESCRIPTION_MAX = 10_000;
 
-const Status = Type.Union(STATUSES.map((status) => Type.Literal(status)), { description: STATUSES.join(' | ') });
-const Priority = Type.Union(PRIORITIES.map((priority) => Type.Literal(priority)), { description: PRIORITIES.join(' | ') });
+const Status = StringEnum(STATUSES);
+const Priority = StringEnum(PRIORITIES);
 const Title = Type.String({ minLength: 1, maxLength: TITLE_MAX, pattern: '\\S', description: 'not blank' });
 const Description = Type.Union([Type.String({ maxLength: DESCRIPTION_MAX }), Type.Null()]);
 const Id = Type.Integer({ minimum: 1, maximum: 2147483647 });
