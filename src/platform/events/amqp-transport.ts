@@ -2,6 +2,8 @@ import { Connection, ConsumerStatus, type AsyncMessage, type Publisher } from 'r
 import type { Logger } from '../logger.ts';
 import { bodyBytes, createAmqpDeadLetters, deadLetterQueueOf, parkedMessageId, retryQueueOf } from './amqp-dead-letters.ts';
 import {
+  deliveryReport,
+  DELIVERIES_EXCHANGE,
   EVENTS_EXCHANGE,
   HEADERS,
   type DeliveryOutcome,
@@ -12,6 +14,7 @@ import {
 } from './transport.ts';
 
 const EXCHANGE_DECLARATION = { exchange: EVENTS_EXCHANGE, type: 'topic', durable: true } as const;
+const DELIVERIES_DECLARATION = { exchange: DELIVERIES_EXCHANGE, type: 'topic', durable: true } as const;
 
 /** RabbitMQ through rabbitmq-client, which reconnects and re-declares topology by itself. */
 export function createAmqpTransport(options: { url: string; log: Logger; connectionName: string }): EventTransport {
@@ -85,11 +88,14 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
     },
     subscribe(subscription: SubscriptionOptions) {
       const { queue } = subscription;
+      const exchange = subscription.exchange ?? EVENTS_EXCHANGE;
+      const reportOutcomes = subscription.reportOutcomes !== false;
       // Retry and dead-letter queues: declared (again after every reconnection) by the
       // publisher that moves messages into them. A retry queue dead-letters each message
       // back to the consumer's queue when its per-message expiration (the delay) runs out.
       const mover = connection.createPublisher({
         confirm: true,
+        exchanges: [DELIVERIES_DECLARATION],
         queues: [
           ...Array.from({ length: subscription.retrySteps }, (_, index) => ({
             queue: retryQueueOf(queue, index + 1),
@@ -99,6 +105,14 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
           { queue: deadLetterQueueOf(queue), durable: true },
         ],
       });
+      const report = (message: AsyncMessage, outcome: DeliveryOutcome, attempt: number, routingKey: string) => {
+        if (!reportOutcomes) return undefined;
+        const body = deliveryReport(queue, { messageId: message.messageId, routingKey, attempt }, outcome);
+        return mover.send(
+          { exchange: DELIVERIES_EXCHANGE, routingKey: queue, durable: true, contentType: 'application/json', type: 'delivery.report' },
+          Buffer.from(JSON.stringify(body)),
+        );
+      };
       const carryOut = (message: AsyncMessage, outcome: DeliveryOutcome, attempt: number) => {
         if (outcome.kind === 'ack') return undefined;
         const headers: Record<string, unknown> = { ...message.headers, [HEADERS.routingKey]: message.headers?.[HEADERS.routingKey] ?? message.routingKey };
@@ -132,13 +146,14 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
           queueOptions: { durable: true },
           qos: { prefetchCount: subscription.prefetch },
           concurrency: subscription.prefetch,
-          exchanges: [EXCHANGE_DECLARATION],
-          queueBindings: subscription.bindings.map((routingKey) => ({ exchange: EVENTS_EXCHANGE, queue, routingKey })),
+          exchanges: [exchange === EVENTS_EXCHANGE ? EXCHANGE_DECLARATION : DELIVERIES_DECLARATION],
+          queueBindings: subscription.bindings.map((routingKey) => ({ exchange, queue, routingKey })),
         },
         async (message) => {
           const attempt = Number(message.headers?.[HEADERS.attempt] ?? 1);
+          const routingKey = String(message.headers?.[HEADERS.routingKey] ?? message.routingKey);
           const outcome = await subscription.handle({
-            routingKey: String(message.headers?.[HEADERS.routingKey] ?? message.routingKey),
+            routingKey,
             body: message.body,
             headers: message.headers ?? {},
             messageId: message.messageId,
@@ -146,6 +161,7 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
           });
           // The copy is confirmed in its retry or dead-letter queue before the original is acknowledged.
           await carryOut(message, outcome, attempt);
+          await report(message, outcome, attempt, routingKey);
           return ConsumerStatus.ACK;
         },
       );

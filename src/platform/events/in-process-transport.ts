@@ -2,8 +2,12 @@ import type { Database, Queryable } from '../db/database.ts';
 import { migrate } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
 import {
+  deliveryReport,
+  DELIVERIES_EXCHANGE,
+  EVENTS_EXCHANGE,
   HEADERS,
   topicMatches,
+  type DeliveryReport,
   type DeadLetterQueues,
   type DeliveryOutcome,
   type EventTransport,
@@ -43,6 +47,10 @@ const migrations = [
       CREATE INDEX deliveries_due ON {schema}.deliveries (queue, available_at, id) WHERE parked_at IS NULL;
     `,
   },
+  {
+    id: 'event-transport-2',
+    sql: `ALTER TABLE {schema}.bindings ADD COLUMN exchange text NOT NULL DEFAULT '${EVENTS_EXCHANGE}';`,
+  },
 ];
 
 interface DeliveryRow {
@@ -63,42 +71,59 @@ interface DeliveryRow {
 export async function createInProcessTransport(options: { db: Database; log: Logger }): Promise<EventTransport> {
   const { db, log } = options;
   await migrate(db, SCHEMA, migrations);
-  const bindings = new Map<string, string[]>();
-  for (const row of (await db.query<{ queue: string; pattern: string }>(`SELECT queue, pattern FROM ${SCHEMA}.bindings`)).rows) {
-    bindings.set(row.queue, [...(bindings.get(row.queue) ?? []), row.pattern]);
+  const bindings = new Map<string, { exchange: string; patterns: string[] }>();
+  const bindingRows = await db.query<{ queue: string; pattern: string; exchange: string }>(`SELECT queue, pattern, exchange FROM ${SCHEMA}.bindings`);
+  for (const row of bindingRows.rows) {
+    bindings.set(row.queue, { exchange: row.exchange, patterns: [...(bindings.get(row.queue)?.patterns ?? []), row.pattern] });
   }
   const workers = new Set<QueueWorker>();
 
+  /** Stores each message in every queue bound to it, in tx: delivered once tx commits. */
+  const route = async (exchange: string, messages: OutgoingMessage[], tx: Queryable) => {
+    const rows = messages.flatMap((message) =>
+      [...bindings]
+        .filter(([, binding]) => binding.exchange === exchange && binding.patterns.some((pattern) => topicMatches(pattern, message.routingKey)))
+        .map(([queue]) => ({ queue, message })),
+    );
+    if (rows.length === 0) return;
+    await tx.query(
+      `INSERT INTO ${SCHEMA}.deliveries (queue, routing_key, message_id, body, headers)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
+      [
+        rows.map((row) => row.queue),
+        rows.map((row) => row.message.routingKey),
+        rows.map((row) => row.message.messageId),
+        rows.map((row) => row.message.body.toString('utf8')),
+        rows.map((row) => JSON.stringify(row.message.headers)),
+      ],
+    );
+    // Their queries wait for tx (PGlite runs one at a time): the rows are visible by then.
+    setImmediate(() => workers.forEach((worker) => worker.wake()));
+  };
+
+  const report = (report: DeliveryReport, tx: Queryable) =>
+    route(DELIVERIES_EXCHANGE, [{
+      routingKey: report.consumer,
+      messageId: `${report.event_id}:${report.consumer}:${report.attempt}:${report.status}`,
+      type: 'delivery.report',
+      appId: report.consumer,
+      timestamp: new Date(report.at),
+      body: Buffer.from(JSON.stringify(report)),
+      headers: {},
+    }], tx);
+
   const transport: EventTransport = {
     kind: 'in-process',
-    async publish(messages: OutgoingMessage[], tx: Queryable) {
-      const rows = messages.flatMap((message) =>
-        [...bindings].filter(([, patterns]) => patterns.some((pattern) => topicMatches(pattern, message.routingKey)))
-          .map(([queue]) => ({ queue, message })),
-      );
-      if (rows.length === 0) return;
-      await tx.query(
-        `INSERT INTO ${SCHEMA}.deliveries (queue, routing_key, message_id, body, headers)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])`,
-        [
-          rows.map((row) => row.queue),
-          rows.map((row) => row.message.routingKey),
-          rows.map((row) => row.message.messageId),
-          rows.map((row) => row.message.body.toString('utf8')),
-          rows.map((row) => JSON.stringify(row.message.headers)),
-        ],
-      );
-      // Their queries wait for the relay's transaction: the rows are visible by then.
-      setImmediate(() => workers.forEach((worker) => worker.wake()));
-    },
+    publish: (messages, tx) => route(EVENTS_EXCHANGE, messages, tx),
     subscribe(subscription) {
-      bindings.set(subscription.queue, subscription.bindings);
-      const worker = startQueueWorker({ db, log, subscription });
+      const exchange = subscription.exchange ?? EVENTS_EXCHANGE;
+      bindings.set(subscription.queue, { exchange, patterns: subscription.bindings });
+      const worker = startQueueWorker({ db, log, subscription, report: subscription.reportOutcomes === false ? undefined : report });
       workers.add(worker);
       const declared = db.transaction(async (tx) => {
         await tx.query(`DELETE FROM ${SCHEMA}.bindings WHERE queue = $1`, [subscription.queue]);
         for (const pattern of subscription.bindings) {
-          await tx.query(`INSERT INTO ${SCHEMA}.bindings (queue, pattern) VALUES ($1, $2)`, [subscription.queue, pattern]);
+          await tx.query(`INSERT INTO ${SCHEMA}.bindings (queue, pattern, exchange) VALUES ($1, $2, $3)`, [subscription.queue, pattern, exchange]);
         }
       });
       declared.catch((error) => log.error({ err: error }, 'could not record the queue bindings'));
@@ -129,7 +154,12 @@ interface QueueWorker extends Pick<Subscription, "close"> {
 }
 
 /** Takes a queue's due rows one batch at a time and carries out each outcome in its row. */
-function startQueueWorker(options: { db: Database; log: Logger; subscription: SubscriptionOptions }): QueueWorker {
+function startQueueWorker(options: {
+  db: Database;
+  log: Logger;
+  subscription: SubscriptionOptions;
+  report?: (report: DeliveryReport, tx: Queryable) => Promise<void>;
+}): QueueWorker {
   const { db, subscription } = options;
   const { queue } = subscription;
   let running: Promise<void> | undefined;
@@ -144,22 +174,28 @@ function startQueueWorker(options: { db: Database; log: Logger; subscription: Su
       [queue, subscription.prefetch],
     );
 
-  const carryOut = async (row: DeliveryRow, outcome: DeliveryOutcome) => {
-    if (outcome.kind === 'ack') {
-      await db.query(`DELETE FROM ${SCHEMA}.deliveries WHERE id = $1`, [row.id]);
-    } else if (outcome.kind === 'retry') {
-      await db.query(
-        `UPDATE ${SCHEMA}.deliveries SET attempt = attempt + 1, last_error = $2,
-           available_at = now() + make_interval(secs => $3::double precision / 1000) WHERE id = $1`,
-        [row.id, outcome.error, outcome.delayMs],
+  /** The outcome and its report commit together. */
+  const carryOut = (row: DeliveryRow, outcome: DeliveryOutcome) =>
+    db.transaction(async (tx) => {
+      if (outcome.kind === 'ack') {
+        await tx.query(`DELETE FROM ${SCHEMA}.deliveries WHERE id = $1`, [row.id]);
+      } else if (outcome.kind === 'retry') {
+        await tx.query(
+          `UPDATE ${SCHEMA}.deliveries SET attempt = attempt + 1, last_error = $2,
+             available_at = now() + make_interval(secs => $3::double precision / 1000) WHERE id = $1`,
+          [row.id, outcome.error, outcome.delayMs],
+        );
+      } else {
+        await tx.query(
+          `UPDATE ${SCHEMA}.deliveries SET parked_at = now(), park_reason = $2, last_error = $3 WHERE id = $1`,
+          [row.id, outcome.reason, outcome.error],
+        );
+      }
+      await options.report?.(
+        deliveryReport(queue, { messageId: row.message_id, routingKey: row.routing_key, attempt: row.attempt }, outcome),
+        tx,
       );
-    } else {
-      await db.query(
-        `UPDATE ${SCHEMA}.deliveries SET parked_at = now(), park_reason = $2, last_error = $3 WHERE id = $1`,
-        [row.id, outcome.reason, outcome.error],
-      );
-    }
-  };
+    });
 
   const scheduleNextRetry = async () => {
     const { rows } = await db.query<{ wait_ms: number }>(

@@ -34,6 +34,13 @@ export type ParkReason = 'invalid_message' | 'retries_exhausted' | 'permanent_fa
 export interface SubscriptionOptions {
   /** The consumer's durable queue (`<queue>.retry.<n>` and `<queue>.dlq` beside it). */
   queue: string;
+  /** `events` unless said otherwise (the event log also reads `event-deliveries`). */
+  exchange?: string;
+  /**
+   * Publish a DeliveryReport for every outcome (default): how the event log knows, rather
+   * than guesses, where each event stands at each consumer.
+   */
+  reportOutcomes?: boolean;
   /** Topic patterns on the `events` exchange (`defect.*`, `#`). */
   bindings: string[];
   prefetch: number;
@@ -107,6 +114,39 @@ export const HEADERS = {
 } as const;
 
 export const EVENTS_EXCHANGE = 'events';
+export const DELIVERIES_EXCHANGE = 'event-deliveries';
+
+/** A consumer's outcome for one event, published on `event-deliveries` with the consumer as routing key. */
+export interface DeliveryReport {
+  event_id: string;
+  event_type: string;
+  consumer: string;
+  status: 'handled' | 'retrying' | 'parked';
+  attempt: number;
+  next_attempt_at: string | null;
+  error: string | null;
+  reason: ParkReason | null;
+  at: string;
+}
+
+export function deliveryReport(
+  consumer: string,
+  message: { messageId?: string; routingKey: string; attempt: number },
+  outcome: DeliveryOutcome,
+): DeliveryReport {
+  const now = new Date();
+  return {
+    event_id: message.messageId ?? '',
+    event_type: message.routingKey,
+    consumer,
+    status: outcome.kind === 'ack' ? 'handled' : outcome.kind === 'retry' ? 'retrying' : 'parked',
+    attempt: message.attempt,
+    next_attempt_at: outcome.kind === 'retry' ? new Date(now.getTime() + outcome.delayMs).toISOString() : null,
+    error: outcome.kind === 'ack' ? null : outcome.error,
+    reason: outcome.kind === 'park' ? outcome.reason : null,
+    at: now.toISOString(),
+  };
+}
 
 /** AMQP topic matching: `*` is one word, `#` zero or more. */
 export function topicMatches(pattern: string, routingKey: string): boolean {
