@@ -32,6 +32,7 @@ const ConfigSchema = Type.Object({
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
+  EVENTS_URL: Type.Optional(Url),
 });
 
 type RawConfig = Static<typeof ConfigSchema>;

@@ -104,6 +104,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       (closing ??= (async () => {
         await app.close();
         await Promise.all(subscriptions.map((subscription) => subscription.close()));
+        for (const module of modules) await module.close?.();
         await Promise.all(relays.map((relay) => relay.close()));
         await transport.close();
         await db.close();

@@ -34,6 +34,8 @@ export interface ServiceModule {
   routes(app: HttpApp): Promise<void>;
   outbox?: Outbox;
   consumers?: ConsumerDefinition[];
-  /** Runs after migrations, before the port opens (seed data, caches). */
+  /** Runs after migrations, before the port opens (seed data, caches, own subscriptions). */
   start?(): Promise<void>;
+  /** Runs on shutdown, after the port closed. */
+  close?(): Promise<void>;
 }

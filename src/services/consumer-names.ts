@@ -5,6 +5,14 @@
 export const CONSUMER_NAMES = {
   defectsProjectDirectory: 'defects.project-directory',
   notificationsEmail: 'notifications.email',
+  eventLogRecorder: 'event-log.recorder',
+  /** Reads consumers' delivery reports (not events): no dead letters of its own. */
+  eventLogDeliveries: 'event-log.deliveries',
 } as const;
 
-export const ALL_CONSUMERS: string[] = Object.values(CONSUMER_NAMES);
+/** The event consumers, each with its dead-letter queue. */
+export const ALL_CONSUMERS: string[] = [
+  CONSUMER_NAMES.defectsProjectDirectory,
+  CONSUMER_NAMES.notificationsEmail,
+  CONSUMER_NAMES.eventLogRecorder,
+];

@@ -9,6 +9,7 @@ import { bindTestQueue, deleteQueues, type TestQueue } from '../support/broker.t
 import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
+import { eventually } from '../support/test-system.ts';
 
 // One process per service, two replicas of projects, all sharing one PostgreSQL and one RabbitMQ.
 describe('one service per process, with replicas', () => {
@@ -24,8 +25,8 @@ describe('one service per process, with replicas', () => {
     queue = await bindTestQueue(['project.*', 'defect.*']);
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'defect-control-split-'));
     const common = { DATABASE_URL: databaseUrl, AMQP_URL: TEST_AMQP_URL, DATA_DIR: dataDir, LOG_LEVEL: 'info' };
-    const [authPort, projectsPort1, projectsPort2, defectsPort, gatewayPort] = await Promise.all(
-      Array.from({ length: 5 }, () => freePort()),
+    const [authPort, projectsPort1, projectsPort2, defectsPort, gatewayPort, eventLogPort] = await Promise.all(
+      Array.from({ length: 6 }, () => freePort()),
     );
     const authUrl = `http://127.0.0.1:${authPort}`;
     const auth = await startProcess('src/services/auth/main.ts', { ...common, DEMO_USER: 'testuser:123456', ADMIN_USER: 'admin:admin-secret' }, authPort);
@@ -38,12 +39,16 @@ describe('one service per process, with replicas', () => {
       { ...common, AUTH_URL: authUrl, PROJECTS_URL: projectsReplicas[0].url },
       defectsPort,
     );
+    const eventLog = await startProcess('src/services/event-log/main.ts', { ...common, AUTH_URL: authUrl }, eventLogPort);
     gateway = await startProcess(
       'src/services/gateway/main.ts',
-      { LOG_LEVEL: 'info', AMQP_URL: TEST_AMQP_URL, AUTH_URL: authUrl, PROJECTS_URL: projectsReplicas[1].url, DEFECTS_URL: defects.url },
+      {
+        LOG_LEVEL: 'info', AMQP_URL: TEST_AMQP_URL, AUTH_URL: authUrl,
+        PROJECTS_URL: projectsReplicas[1].url, DEFECTS_URL: defects.url, EVENTS_URL: eventLog.url,
+      },
       gatewayPort,
     );
-    processes.push(auth, ...projectsReplicas, defects, gateway);
+    processes.push(auth, ...projectsReplicas, defects, eventLog, gateway);
   });
   after(async () => {
     await Promise.all(processes.map((child) => child.stop()));
@@ -71,8 +76,18 @@ describe('one service per process, with replicas', () => {
     assert.ok(moved.headers.get('x-request-id'));
     const ready = await api.get('/readyz');
     assert.equal(ready.status, 200);
-    assert.deepEqual(ready.body.checks.map((check: any) => check.name), ['auth', 'projects', 'defects']);
+    assert.deepEqual(ready.body.checks.map((check: any) => check.name), ['auth', 'projects', 'defects', 'events']);
     await queue.waitFor(4);
+
+    // The event log, in its own process, behind the same gateway.
+    const history = await eventually(async () => {
+      const response = await api.get(`/v1/defects/${defect.body.id}/history`, token);
+      return response.status === 200 && response.body.total === 3 ? response.body : undefined;
+    }, 10_000, 'the defect history');
+    assert.deepEqual(history.items.map((event: any) => event.event_type), ['defect.created', 'defect.status_changed', 'defect.updated']);
+    const recent = await api.get('/v1/events?event_type=project.*', token);
+    assert.equal(recent.status, 200);
+    assert.equal(recent.body.items[0].event_type, 'project.created');
   });
 
   it('when writes alternate between two replicas of one service, then each event is published once and in commit order', async () => {

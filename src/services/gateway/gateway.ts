@@ -1,4 +1,5 @@
 import httpProxy from '@fastify/http-proxy';
+import replyFrom from '@fastify/reply-from';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { request } from 'undici';
@@ -14,6 +15,7 @@ export interface Upstreams {
   auth: string;
   projects: string;
   defects: string;
+  events: string;
 }
 
 /** Which service answers which public path. */
@@ -22,6 +24,7 @@ const ROUTES: Array<{ prefix: string; service: keyof Upstreams }> = [
   { prefix: '/v1/users', service: 'auth' },
   { prefix: '/v1/projects', service: 'projects' },
   { prefix: '/v1/defects', service: 'defects' },
+  { prefix: '/v1/events', service: 'events' },
 ];
 
 /**
@@ -51,6 +54,15 @@ export async function buildGateway(options: {
       },
     });
   }
+
+  // A defect's history is the event log's, under the defects' path: a route of its own,
+  // more specific than the /v1/defects/* prefix above.
+  await app.register(async (scope) => {
+    await scope.register(replyFrom, { base: options.upstreams.events });
+    scope.get('/v1/defects/:id/history', (request, reply) =>
+      reply.from(request.url, { rewriteRequestHeaders: (_req, headers) => ({ ...headers, 'x-request-id': request.id }) }),
+    );
+  });
 
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     const checks = await Promise.all(services.map(async ([name, url]) => ({ name, ...(await readinessOf(url)) })));

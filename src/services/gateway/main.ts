@@ -7,15 +7,15 @@ import { createDeadLetterService } from '../dead-letters/dead-letter-service.ts'
 import { buildGateway } from './gateway.ts';
 
 runMain('gateway', async (config, log) => {
-  const { AUTH_URL, PROJECTS_URL, DEFECTS_URL } = config;
-  if (!AUTH_URL || !PROJECTS_URL || !DEFECTS_URL) {
-    throw new Error('The gateway needs AUTH_URL, PROJECTS_URL and DEFECTS_URL: the services it routes to');
+  const { AUTH_URL, PROJECTS_URL, DEFECTS_URL, EVENTS_URL } = config;
+  if (!AUTH_URL || !PROJECTS_URL || !DEFECTS_URL || !EVENTS_URL) {
+    throw new Error('The gateway needs AUTH_URL, PROJECTS_URL, DEFECTS_URL and EVENTS_URL: the services it routes to');
   }
   const broker = config.AMQP_URL ? new Connection({ url: config.AMQP_URL, connectionName: 'gateway' }) : undefined;
   broker?.on('error', (error) => log.warn({ err: error }, 'RabbitMQ connection error'));
   const app = await buildGateway({
     log,
-    upstreams: { auth: AUTH_URL, projects: PROJECTS_URL, defects: DEFECTS_URL },
+    upstreams: { auth: AUTH_URL, projects: PROJECTS_URL, defects: DEFECTS_URL, events: EVENTS_URL },
     deadLetters: broker && {
       service: createDeadLetterService({ queues: createAmqpDeadLetters(broker), consumers: ALL_CONSUMERS }),
       verifyToken: await tokenVerifierFromConfig(config),
@@ -23,6 +23,6 @@ runMain('gateway', async (config, log) => {
   });
   app.addHook('onClose', async () => broker?.close());
   const address = await app.listen({ host: config.HOST, port: config.PORT ?? 8000 });
-  log.info(`gateway listening on ${address}, routing to auth ${AUTH_URL}, projects ${PROJECTS_URL}, defects ${DEFECTS_URL}`);
+  log.info(`gateway listening on ${address}, routing to auth ${AUTH_URL}, projects ${PROJECTS_URL}, defects ${DEFECTS_URL}, events ${EVENTS_URL}`);
   return app;
 });

@@ -1,0 +1,80 @@
+import { topicMatches } from '../../platform/events/transport.ts';
+
+/** What a reader asks for; the same filter serves the list, the stream and the history. */
+export interface EventFilter {
+  event_type?: string;
+  project_id?: number;
+  defect_id?: number;
+  user_id?: number;
+  from?: string;
+  to?: string;
+  /** Non-admins see only events of projects (and their defects), not user.* events. */
+  projectEventsOnly: boolean;
+}
+
+export interface RecordedEvent {
+  seq: number;
+  event_id: string;
+  event_type: string;
+  user_id: number | null;
+  timestamp: string;
+  occurred_at: Date;
+  data: Record<string, unknown>;
+  project_id: number | null;
+  defect_id: number | null;
+}
+
+/** The filter as SQL conditions over event_log.events, parameters numbered from `firstParam`. */
+export function filterToSql(filter: EventFilter, firstParam = 1): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (condition: (placeholder: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(condition(`$${firstParam + params.length - 1}`));
+  };
+  if (filter.event_type !== undefined) add((p) => `('.' || event_type) ~ ${p}`, topicPatternToRegex(filter.event_type));
+  if (filter.project_id !== undefined) add((p) => `project_id = ${p}`, filter.project_id);
+  if (filter.defect_id !== undefined) add((p) => `defect_id = ${p}`, filter.defect_id);
+  if (filter.user_id !== undefined) add((p) => `user_id = ${p}`, filter.user_id);
+  if (filter.from !== undefined) add((p) => `occurred_at >= ${p}`, filter.from);
+  if (filter.to !== undefined) add((p) => `occurred_at < ${p}`, filter.to);
+  if (filter.projectEventsOnly) where.push('project_id IS NOT NULL');
+  return { where, params };
+}
+
+/** The same filter in memory, for events the live stream pushes. */
+export function matchesFilter(event: RecordedEvent, filter: EventFilter): boolean {
+  return (
+    (filter.event_type === undefined || topicMatches(filter.event_type, event.event_type)) &&
+    (filter.project_id === undefined || event.project_id === filter.project_id) &&
+    (filter.defect_id === undefined || event.defect_id === filter.defect_id) &&
+    (filter.user_id === undefined || event.user_id === filter.user_id) &&
+    (filter.from === undefined || event.occurred_at >= new Date(filter.from)) &&
+    (filter.to === undefined || event.occurred_at < new Date(filter.to)) &&
+    (!filter.projectEventsOnly || event.project_id !== null)
+  );
+}
+
+/**
+ * AMQP topic pattern (`defect.*`, `#.deleted`) as a POSIX regex over the routing key with a
+ * dot in front ('.' || event_type): then every word, `#`'s included, is "a dot and a word".
+ */
+export function topicPatternToRegex(pattern: string): string {
+  const words = pattern.split('.').map((word) => {
+    if (word === '#') return '(\\.[^.]+)*';
+    if (word === '*') return '\\.[^.]+';
+    return `\\.${word.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`;
+  });
+  return `^${words.join('')}$`;
+}
+
+/** The envelope as published, from a recorded event. */
+export function toEnvelope(event: RecordedEvent) {
+  return {
+    event_id: event.event_id,
+    event_type: event.event_type,
+    data: event.data,
+    user_id: event.user_id,
+    timestamp: event.timestamp,
+  };
+}

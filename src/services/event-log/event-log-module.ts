@@ -1,0 +1,57 @@
+import type { EventHandler } from '../../platform/events/event-consumer.ts';
+import { DELIVERIES_EXCHANGE, type DeliveryReport, type Subscription } from '../../platform/events/transport.ts';
+import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
+import { CONSUMER_NAMES } from '../consumer-names.ts';
+import { eventStore } from './event-store.ts';
+import { createEventStream } from './event-stream.ts';
+import { eventLogMigrations } from './migrations.ts';
+import { eventLogRoutes } from './routes.ts';
+
+const REPORT_RETRY_MS = 1_000;
+const REPORT_RETRIES = 5;
+
+/**
+ * Every event, kept: history, filters, a live stream, and where each event stands at each
+ * consumer (from the delivery reports consumers publish, not from guesses).
+ */
+export function createEventLogModule(deps: ServiceDeps): ServiceModule {
+  const { db, transport, log } = deps;
+  const stream = createEventStream({ db, log });
+  const record: EventHandler = async (tx, event, context) => {
+    await eventStore.record(tx, event);
+    context.afterCommit(stream.wake);
+  };
+  let reports: Subscription | undefined;
+
+  return {
+    name: 'event_log',
+    migrations: eventLogMigrations,
+    routes: eventLogRoutes({ db, stream }),
+    // prefetch 1: events are numbered in the order they are recorded, which the stream follows.
+    consumers: [{ name: CONSUMER_NAMES.eventLogRecorder, handlers: { '#': record }, prefetch: 1 }],
+    async start() {
+      reports = transport.subscribe({
+        queue: CONSUMER_NAMES.eventLogDeliveries,
+        exchange: DELIVERIES_EXCHANGE,
+        bindings: ['#'],
+        prefetch: 20,
+        retrySteps: REPORT_RETRIES,
+        reportOutcomes: false,
+        async handle(message) {
+          const report = message.body as DeliveryReport;
+          if (typeof report?.event_id !== 'string' || !/^[0-9a-f-]{36}$/.test(report.event_id)) return { kind: 'ack' };
+          try {
+            await eventStore.recordDelivery(db, report);
+            return { kind: 'ack' };
+          } catch (error) {
+            if (message.attempt > REPORT_RETRIES) return { kind: 'park', reason: 'retries_exhausted', error: String(error) };
+            return { kind: 'retry', delayMs: REPORT_RETRY_MS, error: String(error) };
+          }
+        },
+      });
+    },
+    async close() {
+      await reports?.close();
+    },
+  };
+}
