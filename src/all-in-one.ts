@@ -6,6 +6,8 @@ import { createAuthModule } from './services/auth/auth-module.ts';
 import { createDeadLettersModule } from './services/dead-letters/dead-letters-module.ts';
 import { loadSigningKeys } from './services/auth/signing-keys.ts';
 import { createDefectsModule } from './services/defects/defects-module.ts';
+import { createEventLogModule } from './services/event-log/event-log-module.ts';
+import { createNotificationsModule } from './services/notifications/notifications-module.ts';
 import { createProjectsModule } from './services/projects/projects-module.ts';
 
 export const DEFAULT_PORT = 8000;
@@ -24,6 +26,8 @@ export async function startAllInOne(config: Config, log: Logger) {
       createAuthModule({ ...deps, keys }),
       createProjectsModule(deps),
       createDefectsModule({ ...deps, projectsUrl: config.PROJECTS_URL ?? `http://127.0.0.1:${port}` }),
+      createNotificationsModule(deps),
+      createEventLogModule(deps),
       createDeadLettersModule(deps),
     ],
   });

@@ -1,7 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { Outbox } from './outbox.ts';
+import { outboxBacklog, type Outbox } from './outbox.ts';
 import { formatEventLogLine } from './python-json.ts';
 import type { EventTransport, OutgoingMessage } from './transport.ts';
 
@@ -20,6 +20,9 @@ export interface OutboxRelayOptions {
   metrics?: Metrics;
 }
 
+/** A relay that is woken on every commit never leaves an event this long. */
+const STUCK_AFTER_SECONDS = 30;
+
 export interface RelayStatus {
   ok: boolean;
   detail: string;
@@ -28,7 +31,8 @@ export interface RelayStatus {
 export interface OutboxRelay {
   start(): void;
   wake(): void;
-  status(): RelayStatus;
+  /** Not ok while publishing fails, or when events wait longer than they ever should. */
+  status(): Promise<RelayStatus>;
   close(): Promise<void>;
 }
 
@@ -121,9 +125,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       wake();
     },
     wake,
-    status() {
+    async status() {
       if (lastError) return { ok: false, detail: `outbox ${schema}: publishing failing: ${lastError}` };
-      return { ok: true, detail: `outbox ${schema}: publishing` };
+      const { oldestSeconds: oldest, pending } = await outboxBacklog(db, schema);
+      if (oldest !== null && oldest > STUCK_AFTER_SECONDS) {
+        return { ok: false, detail: `outbox ${schema}: stuck: ${pending} events waiting, the oldest for ${Math.round(oldest)} s` };
+      }
+      return { ok: true, detail: `outbox ${schema}: publishing (${pending} waiting)` };
     },
     async close() {
       closed = true;

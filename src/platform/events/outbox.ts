@@ -51,6 +51,15 @@ export const outboxMigration: Migration = {
   `,
 };
 
+/** How many committed events wait, and how long the oldest has (null when none). */
+export async function outboxBacklog(db: Queryable, schema: string): Promise<{ pending: number; oldestSeconds: number | null }> {
+  const { rows } = await db.query<{ pending: number; oldest: number | null }>(
+    `SELECT count(*)::int AS pending, extract(epoch FROM now() - min(created_at))::float8 AS oldest
+     FROM ${schema}.outbox WHERE published_at IS NULL`,
+  );
+  return { pending: rows[0].pending, oldestSeconds: rows[0].oldest };
+}
+
 export function createOutbox(options: { db: Database; schema: string }): Outbox {
   const { db, schema } = options;
   const listeners: Array<() => void> = [];

@@ -9,6 +9,14 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { authGuard } from './auth-guard.ts';
 import { handleError, sendProblem } from './error-handler.ts';
+import { continueTrace } from './trace-context.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** W3C traceparent of this request (the caller's trace continued, or a new one). */
+    traceparent: string;
+  }
+}
 import { validatorCompiler } from './validation.ts';
 
 export type HttpApp = FastifyInstance<any, any, any, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -53,7 +61,9 @@ export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, 404, 'ROUTE_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`),
   );
+  app.decorateRequest('traceparent', '');
   app.addHook('onRequest', async (request, reply) => {
+    request.traceparent = continueTrace(request.headers.traceparent);
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Queryable } from '../db/database.ts';
+import { outboxBacklog } from '../events/outbox.ts';
 import type { DeadLetterQueues } from '../events/transport.ts';
 
 export type ConsumeResult = 'ok' | 'retry' | 'dead_letter' | 'duplicate';
@@ -18,14 +19,6 @@ export function createMetrics() {
   const outboxes: Array<{ service: string; schema: string; db: Queryable }> = [];
   const deadLetterSources: Array<{ consumer: string; queues: DeadLetterQueues }> = [];
 
-  const outboxStats = async (schema: string, db: Queryable) => {
-    const { rows } = await db.query<{ pending: number; oldest: number | null }>(
-      `SELECT count(*)::int AS pending, extract(epoch FROM now() - min(created_at))::float8 AS oldest
-       FROM ${schema}.outbox WHERE published_at IS NULL`,
-    );
-    return rows[0];
-  };
-
   const metrics = {
     registry,
     eventsPublished: new Counter({ name: 'events_published_total', help: 'Events published to the broker and confirmed', labelNames: ['service', 'event_type'], registers }),
@@ -33,13 +26,13 @@ export function createMetrics() {
     outboxPending: new Gauge({
       name: 'outbox_pending_events', help: 'Committed events not yet published', labelNames: ['service'], registers,
       async collect() {
-        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxStats(outbox.schema, outbox.db)).pending);
+        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema)).pending);
       },
     }),
     outboxOldestAge: new Gauge({
       name: 'outbox_oldest_pending_age_seconds', help: 'Age of the oldest unpublished event (0 when none)', labelNames: ['service'], registers,
       async collect() {
-        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxStats(outbox.schema, outbox.db)).oldest ?? 0);
+        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema)).oldestSeconds ?? 0);
       },
     }),
     eventsConsumed: new Counter({ name: 'events_consumed_total', help: 'Deliveries by outcome', labelNames: ['consumer', 'event_type', 'result'], registers }),

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { actorOf, eventContextOf, tracingOf } from '../../platform/http/actor.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { forbidden } from '../../platform/http/errors.ts';
 import { Page, PageQuery, Timestamp } from '../../platform/http/schema-types.ts';
@@ -27,7 +28,7 @@ export function authRoutes(auth: AuthService) {
     app.post('/v1/auth/register', {
       schema: { tags, summary: 'Create an account (role engineer)', body: RegisterBody, response: { 201: UserSchema } },
     }, async (request, reply) => {
-      const user = await auth.register(request.body, { requestId: request.id });
+      const user = await auth.register(request.body, tracingOf(request));
       return reply.code(201).send(user);
     });
 
@@ -55,7 +56,7 @@ export function authRoutes(auth: AuthService) {
       schema: { tags: ['users'], summary: 'Change a user\'s role (admins)', ...secured, params: UserIdParams, body: RoleChangeBody, response: { 200: UserSchema } },
     }, async (request) => {
       if (request.user.role !== 'admin') throw forbidden('Only an admin may change roles');
-      const user = await auth.changeRole(request.params.id, request.body.role, { userId: request.user.id, requestId: request.id });
+      const user = await auth.changeRole(request.params.id, request.body.role, eventContextOf(actorOf(request)));
       if (!user) throw userNotFound(request.params.id);
       return user;
     });

@@ -1,4 +1,4 @@
-import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
+import { eventContextOf, type Actor } from '../../platform/http/actor.ts';
 import type { Database, Queryable } from '../../platform/db/database.ts';
 import type { EventContext, Outbox, PendingEvents } from '../../platform/events/outbox.ts';
 import { assertMayChange, assertMayDelete, assertMayReport } from './defect-permissions.ts';
@@ -14,13 +14,6 @@ import { defectsRepository, type Defect, type DefectFields, type DefectFilter } 
 import { defectNotFound, projectNotFound } from './errors.ts';
 import type { ProjectDirectory } from './project-directory.ts';
 
-export interface Actor {
-  user: AuthenticatedUser;
-  requestId: string;
-  /** The caller's Authorization header, for the projects API on a directory miss. */
-  authorization: string;
-}
-
 export interface NewDefect {
   project_id: number;
   title: string;
@@ -35,11 +28,10 @@ export type DefectsService = ReturnType<typeof createDefectsService>;
 
 export function createDefectsService(deps: { db: Database; outbox: Outbox; projects: ProjectDirectory }) {
   const { db, outbox, projects } = deps;
-  const contextOf = (actor: Actor) => ({ userId: actor.user.id, requestId: actor.requestId });
 
   /** Applies an edit under the row lock; publishes status_changed then updated, as the seed does. */
   const change = (actor: Actor, id: number, edit: (defect: Defect) => DefectFields) =>
-    outbox.transaction(contextOf(actor), async (tx, events) => {
+    outbox.transaction(eventContextOf(actor), async (tx, events) => {
       const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
       if (!defect) throw defectNotFound(id);
       const project = await projects.find(tx, defect.project_id);
@@ -59,7 +51,7 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       assertInitialStatus(status);
       const project = await projects.resolve(input.project_id, actor.authorization);
       if (!project) throw projectNotFound(input.project_id);
-      return outbox.transaction(contextOf(actor), async (tx, events) => {
+      return outbox.transaction(eventContextOf(actor), async (tx, events) => {
         const defect = await defectsRepository.insert(tx, {
           project_id: project.id,
           title: input.title,
@@ -115,7 +107,7 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       }),
 
     remove: (actor: Actor, id: number) =>
-      outbox.transaction(contextOf(actor), async (tx, events) => {
+      outbox.transaction(eventContextOf(actor), async (tx, events) => {
         const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
         if (!defect) throw defectNotFound(id);
         const project = await projects.find(tx, defect.project_id);
@@ -141,6 +133,9 @@ function publishChange(events: PendingEvents, before: Defect, after: Defect, use
   }
   events.add('defect.updated', { defect_id: after.id, title: after.title, updated_by: userId });
   if (after.assignee_id !== null && after.assignee_id !== before.assignee_id) publishAssignment(events, after, userId);
+  if (after.assignee_id === null && before.assignee_id !== null) {
+    events.add('defect.unassigned', { defect_id: after.id, previous_assignee_id: before.assignee_id, unassigned_by: userId });
+  }
 }
 
 /** Not in the seed's table: who must now act on the defect (notifications mail them). */

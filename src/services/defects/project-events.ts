@@ -6,15 +6,17 @@ import type { ProjectDirectory } from './project-directory.ts';
  * What the defects service does on project.* events: keep its copy of projects current,
  * and delete a deleted project's defects (the inbox makes a second delivery a no-op).
  */
+const textHeader = (value: unknown) => (typeof value === 'string' ? value : undefined);
+
 export function projectEventHandlers(directory: ProjectDirectory, defects: DefectsService): Record<string, EventHandler> {
   return {
     ...directory.handlers,
     'project.deleted': async (tx, event, context) => {
       await directory.handlers['project.deleted'](tx, event);
-      const requestId = context.headers['x-request-id'];
       const { afterCommit } = await defects.removeAllOfProject(tx, event.data.project_id, {
         userId: event.data.deleted_by,
-        requestId: typeof requestId === 'string' ? requestId : undefined,
+        requestId: textHeader(context.headers['x-request-id']),
+        traceparent: textHeader(context.headers.traceparent),
       });
       context.afterCommit(afterCommit);
     },

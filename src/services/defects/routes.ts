@@ -1,7 +1,7 @@
-import type { FastifyRequest } from 'fastify';
+import { actorOf } from '../../platform/http/actor.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { Page } from '../../platform/http/schema-types.ts';
-import type { Actor, DefectsService } from './defects-service.ts';
+import type { DefectsService } from './defects-service.ts';
 import {
   CreateDefectBody,
   DefectIdParams,
@@ -12,11 +12,6 @@ import {
 } from './schemas.ts';
 
 const common = { tags: ['defects'], security: [{ bearer: [] }] };
-const actorOf = (request: FastifyRequest): Actor => ({
-  user: request.user,
-  requestId: request.id,
-  authorization: request.headers.authorization ?? '',
-});
 
 export function defectsRoutes(defects: DefectsService) {
   return async (app: HttpApp) => {

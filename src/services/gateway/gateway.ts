@@ -50,7 +50,7 @@ export async function buildGateway(options: {
       prefix: route.prefix,
       rewritePrefix: route.prefix,
       replyOptions: {
-        rewriteRequestHeaders: (originalRequest, headers) => ({ ...headers, 'x-request-id': originalRequest.id }),
+        rewriteRequestHeaders: (originalRequest, headers) => ({ ...headers, 'x-request-id': originalRequest.id, traceparent: originalRequest.traceparent }),
       },
     });
   }
@@ -60,7 +60,7 @@ export async function buildGateway(options: {
   await app.register(async (scope) => {
     await scope.register(replyFrom, { base: options.upstreams.events });
     scope.get('/v1/defects/:id/history', (request, reply) =>
-      reply.from(request.url, { rewriteRequestHeaders: (_req, headers) => ({ ...headers, 'x-request-id': request.id }) }),
+      reply.from(request.url, { rewriteRequestHeaders: (_req, headers) => ({ ...headers, 'x-request-id': request.id, traceparent: request.traceparent }) }),
     );
   });
 

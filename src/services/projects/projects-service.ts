@@ -1,24 +1,18 @@
-import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
+import { eventContextOf, type Actor } from '../../platform/http/actor.ts';
 import type { Database } from '../../platform/db/database.ts';
 import type { Outbox } from '../../platform/events/outbox.ts';
 import { projectNotFound } from './errors.ts';
 import { assertMayChangeProject, assertMayCreateProject } from './project-permissions.ts';
 import { projectsRepository, type Project, type ProjectFields } from './projects-repository.ts';
 
-export interface Actor {
-  user: AuthenticatedUser;
-  requestId: string;
-}
-
 export type ProjectsService = ReturnType<typeof createProjectsService>;
 
 /** Projects and the project.* events: every change commits together with its event. */
 export function createProjectsService(deps: { db: Database; outbox: Outbox }) {
   const { db, outbox } = deps;
-  const contextOf = (actor: Actor) => ({ userId: actor.user.id, requestId: actor.requestId });
 
   const change = (actor: Actor, id: number, edit: (project: Project) => ProjectFields) =>
-    outbox.transaction(contextOf(actor), async (tx, events) => {
+    outbox.transaction(eventContextOf(actor), async (tx, events) => {
       const project = await projectsRepository.findById(tx, id, { forUpdate: true });
       if (!project) throw projectNotFound(id);
       assertMayChangeProject(actor.user, project);
@@ -32,7 +26,7 @@ export function createProjectsService(deps: { db: Database; outbox: Outbox }) {
   return {
     create: (actor: Actor, fields: { name: string; description?: string | null }) => {
       assertMayCreateProject(actor.user);
-      return outbox.transaction(contextOf(actor), async (tx, events) => {
+      return outbox.transaction(eventContextOf(actor), async (tx, events) => {
         const project = await projectsRepository.insert(tx, {
           name: fields.name,
           description: fields.description ?? null,
@@ -65,7 +59,7 @@ export function createProjectsService(deps: { db: Database; outbox: Outbox }) {
       })),
 
     remove: (actor: Actor, id: number) =>
-      outbox.transaction(contextOf(actor), async (tx, events) => {
+      outbox.transaction(eventContextOf(actor), async (tx, events) => {
         const project = await projectsRepository.findById(tx, id, { forUpdate: true });
         if (!project) throw projectNotFound(id);
         assertMayChangeProject(actor.user, project);

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify';
+import { actorOf } from '../../platform/http/actor.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { Page } from '../../platform/http/schema-types.ts';
 import {
@@ -9,10 +9,9 @@ import {
   ProjectSchema,
   ReplaceProjectBody,
 } from './schemas.ts';
-import type { Actor, ProjectsService } from './projects-service.ts';
+import type { ProjectsService } from './projects-service.ts';
 
 const common = { tags: ['projects'], security: [{ bearer: [] }] };
-const actorOf = (request: FastifyRequest): Actor => ({ user: request.user, requestId: request.id });
 
 export function projectsRoutes(projects: ProjectsService) {
   return async (app: HttpApp) => {

@@ -1,0 +1,152 @@
+import type { Queryable } from '../../platform/db/database.ts';
+import type { EventEnvelope } from '../../platform/events/envelope.ts';
+import type { EventHandler } from '../../platform/events/event-consumer.ts';
+
+export interface KnownUser {
+  id: number;
+  username: string;
+  email: string;
+  full_name: string | null;
+}
+
+export interface KnownDefect {
+  id: number;
+  project_id: number | null;
+  reporter_id: number | null;
+  title: string | null;
+  status: string | null;
+  priority: string | null;
+  assignee_id: number | null;
+  deleted_at: Date | null;
+}
+
+export interface KnownProject {
+  id: number;
+  name: string | null;
+  deleted_at: Date | null;
+}
+
+type Handler<Data extends Record<string, unknown>> = (tx: Queryable, event: EventEnvelope<Data>) => Promise<void>;
+
+/**
+ * What the notifications service knows of users, projects and defects: copies kept from
+ * their events (user.*, project.*, defect.*), never read from the other services' tables.
+ * Every handler is an upsert that tolerates any order: a field's value changes only when the
+ * event that brings it is at least as recent as the one that set it (see migrations.ts).
+ */
+export const directory = {
+  async findUser(tx: Queryable, id: number): Promise<KnownUser | undefined> {
+    const { rows } = await tx.query<KnownUser>('SELECT id, username, email, full_name FROM notifications.users WHERE id = $1', [id]);
+    return rows[0];
+  },
+
+  async findDefect(tx: Queryable, id: number): Promise<KnownDefect | undefined> {
+    const { rows } = await tx.query<KnownDefect>(
+      `SELECT id, project_id, reporter_id, title, status, priority, assignee_id, deleted_at FROM notifications.defects WHERE id = $1`,
+      [id],
+    );
+    return rows[0];
+  },
+
+  async findProject(tx: Queryable, id: number): Promise<KnownProject | undefined> {
+    const { rows } = await tx.query<KnownProject>('SELECT id, name, deleted_at FROM notifications.projects WHERE id = $1', [id]);
+    return rows[0];
+  },
+
+  /** Records the status a defect moved to (when this event is the latest word on it). */
+  setStatus: (tx: Queryable, defectId: number, status: string, at: string) =>
+    tx.query(
+      `INSERT INTO notifications.defects (id, status, status_at) VALUES ($1, $2, $3::timestamp)
+       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, status_at = EXCLUDED.status_at
+       WHERE notifications.defects.status_at IS NULL OR notifications.defects.status_at <= EXCLUDED.status_at`,
+      [defectId, status, at],
+    ),
+
+  setAssignee: (tx: Queryable, defectId: number, assigneeId: number | null, at: string) =>
+    tx.query(
+      `INSERT INTO notifications.defects (id, assignee_id, assignee_at) VALUES ($1, $2, $3::timestamp)
+       ON CONFLICT (id) DO UPDATE SET assignee_id = EXCLUDED.assignee_id, assignee_at = EXCLUDED.assignee_at
+       WHERE notifications.defects.assignee_at IS NULL OR notifications.defects.assignee_at <= EXCLUDED.assignee_at`,
+      [defectId, assigneeId, at],
+    ),
+};
+
+const setTitle = (tx: Queryable, defectId: number, title: string, at: string) =>
+  tx.query(
+    `INSERT INTO notifications.defects (id, title, title_at) VALUES ($1, $2, $3::timestamp)
+     ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, title_at = EXCLUDED.title_at
+     WHERE notifications.defects.title_at IS NULL OR notifications.defects.title_at <= EXCLUDED.title_at`,
+    [defectId, title, at],
+  );
+
+const setProjectName = (tx: Queryable, projectId: number, name: string, at: string) =>
+  tx.query(
+    `INSERT INTO notifications.projects (id, name, name_at) VALUES ($1, $2, $3::timestamp)
+     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, name_at = EXCLUDED.name_at
+     WHERE notifications.projects.name_at IS NULL OR notifications.projects.name_at <= EXCLUDED.name_at`,
+    [projectId, name, at],
+  );
+
+const done = () => undefined;
+
+/** The handlers that only keep the copies current (the mailing ones use them too). */
+export const directoryHandlers = {
+  'user.registered': ((tx, event) =>
+    tx
+      .query(
+        `INSERT INTO notifications.users (id, username, email, full_name) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email, full_name = EXCLUDED.full_name`,
+        [event.data.user_id, event.data.username, event.data.email, event.data.full_name ?? null],
+      )
+      .then(done)) as Handler<{ user_id: number; username: string; email: string; full_name?: string | null }>,
+
+  'project.created': ((tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done)) as Handler<{
+    project_id: number;
+    name: string;
+  }>,
+
+  'project.updated': ((tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done)) as Handler<{
+    project_id: number;
+    name: string;
+  }>,
+
+  'project.deleted': ((tx, event) =>
+    tx
+      .query(
+        `INSERT INTO notifications.projects (id, deleted_at) VALUES ($1, $2::timestamp)
+         ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(notifications.projects.deleted_at, EXCLUDED.deleted_at)`,
+        [event.data.project_id, event.timestamp],
+      )
+      .then(done)) as Handler<{ project_id: number }>,
+
+  'defect.created': (async (tx, event) => {
+    const { defect_id, project_id, reporter_id, priority, title, status } = event.data;
+    await tx.query(
+      `INSERT INTO notifications.defects (id, project_id, reporter_id, priority) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET project_id = EXCLUDED.project_id, reporter_id = EXCLUDED.reporter_id,
+         priority = coalesce(notifications.defects.priority, EXCLUDED.priority)`,
+      [defect_id, project_id, reporter_id, priority],
+    );
+    await setTitle(tx, defect_id, title, event.timestamp);
+    await directory.setStatus(tx, defect_id, status, event.timestamp);
+  }) as Handler<{ defect_id: number; title: string; status: string; priority: string; project_id: number; reporter_id: number }>,
+
+  // Nobody to mail about an unassignment; the old assignee just stops hearing of the defect.
+  'defect.unassigned': ((tx, event) => directory.setAssignee(tx, event.data.defect_id, null, event.timestamp).then(done)) as Handler<{
+    defect_id: number;
+  }>,
+
+  'defect.updated': ((tx, event) => setTitle(tx, event.data.defect_id, event.data.title, event.timestamp).then(done)) as Handler<{
+    defect_id: number;
+    title: string;
+  }>,
+
+  'defect.deleted': ((tx, event) =>
+    tx
+      .query(
+        `INSERT INTO notifications.defects (id, deleted_at) VALUES ($1, $2::timestamp)
+         ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(notifications.defects.deleted_at, EXCLUDED.deleted_at)`,
+        [event.data.defect_id, event.timestamp],
+      )
+      .then(done)) as Handler<{ defect_id: number }>,
+} satisfies Record<string, EventHandler>;

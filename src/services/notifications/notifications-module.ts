@@ -1,0 +1,38 @@
+import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
+import { CONSUMER_NAMES } from '../consumer-names.ts';
+import { directoryHandlers } from './directory.ts';
+import { createMailer } from './mailer.ts';
+import { notificationsMigrations } from './migrations.ts';
+import { createNotifier } from './notifier.ts';
+import { createSentMailLog } from './sent-mail.ts';
+
+/** The queue the service's one consumer reads (and `<queue>.retry.<n>`, `<queue>.dlq` beside it). */
+export const NOTIFICATIONS_QUEUE = CONSUMER_NAMES.notificationsEmail;
+
+/**
+ * The seed's e-mail consumer made real: on a status change it mails the defect's reporter and
+ * assignee, on an assignment the assignee, over SMTP (SMTP_URL) or, without it, as .eml files
+ * under DATA_DIR/mail. What it needs to know of users, projects and defects it keeps from
+ * their events in its own schema, fed by the same consumer, so that every event is taken in
+ * the order it comes from one queue. Prefetch 1: mail goes out one event at a time.
+ */
+export function createNotificationsModule(deps: ServiceDeps): ServiceModule {
+  const { config, db } = deps;
+  const log = deps.log.child({ service: 'notifications' });
+  const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, dataDir: config.DATA_DIR });
+  const sentMail = createSentMailLog({ db, dataDir: config.DATA_DIR });
+  const notifier = createNotifier({ mailer, sentMail, log, retryDelaysMs: config.retryDelaysMs });
+  return {
+    name: 'notifications',
+    migrations: notificationsMigrations,
+    // Nothing public: the host's /healthz and /readyz are all it serves.
+    routes: async () => undefined,
+    consumers: [{ name: NOTIFICATIONS_QUEUE, prefetch: 1, handlers: { ...directoryHandlers, ...notifier.handlers } }],
+    async start() {
+      log.info(`notifications: e-mail goes to ${mailer.description}`);
+    },
+    async close() {
+      mailer.close();
+    },
+  };
+}
