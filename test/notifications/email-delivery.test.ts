@@ -5,9 +5,8 @@ import type { TestUser } from '../support/api-client.ts';
 import { bindTestQueue, withBroker, type TestQueue } from '../support/broker.ts';
 import { createEvent } from '../../src/platform/events/envelope.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
-import { startSmtpSink, type ReceivedMail, type SmtpSink } from './smtp-sink.ts';
+import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../support/smtp-sink.ts';
 
-const QUEUE = 'notifications.email';
 const emailOf = (user: TestUser) => `${user.username}@example.com`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { TestUser } from '../support/api-client.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
-import { parseMail, startSmtpSink, type SmtpSink } from './smtp-sink.ts';
+import { parseMail, startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 
 const QUEUE = 'notifications.email';
 const DEMO_EMAIL = 'testuser@example.com';

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestUser } from '../support/api-client.ts';
 import { bindTestQueue, type TestQueue } from '../support/broker.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
-import { startSmtpSink, type SmtpSink } from './smtp-sink.ts';
+import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 
 const QUEUE = 'notifications.email';
 const RETRY_DELAYS = ['200ms', '400ms'];

@@ -38,6 +38,8 @@ export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues 
 
   return {
     async count(consumer) {
+      // Asked on every scrape: fail at once while disconnected rather than wait for the broker.
+      if (!connection.ready) throw new Error('RabbitMQ unreachable');
       const { messageCount } = await connection.queueDeclare({ queue: deadLetterQueueOf(consumer), durable: true });
       return messageCount;
     },

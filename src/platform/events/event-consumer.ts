@@ -6,6 +6,8 @@ import { parseEnvelope, parseEventTimestamp, type EventEnvelope } from './envelo
 import type { DeliveryOutcome, EventTransport, IncomingMessage, Subscription } from './transport.ts';
 
 export interface HandlerContext {
+  /** The consumer's logger with the event's id and type, request id and traceparent bound. */
+  log: Logger;
   /** The message's AMQP headers (x-request-id, traceparent). */
   headers: Record<string, unknown>;
   /** Runs after the handler's transaction committed (to wake an outbox relay, say). */
@@ -69,7 +71,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     INSERT INTO ${schema}.inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
     ON CONFLICT DO NOTHING`;
 
-  const handleEvent = async (event: EventEnvelope, message: IncomingMessage): Promise<'handled' | 'duplicate'> => {
+  const handleEvent = async (event: EventEnvelope, message: IncomingMessage, eventLog: Logger): Promise<'handled' | 'duplicate'> => {
     const handler = findHandler(handlers, event.event_type);
     const afterCommit: Array<() => void> = [];
     const outcome = await db.transaction(async (tx) => {
@@ -78,6 +80,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
       await handler?.(tx, event, {
         attempt: message.attempt,
         headers: message.headers,
+        log: eventLog,
         afterCommit: (callback) => afterCommit.push(callback),
       });
       return 'handled' as const;
@@ -102,7 +105,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     });
     const stopTimer = metrics?.handlerDuration.startTimer({ consumer: name, event_type: event.event_type });
     try {
-      const result = await handleEvent(event, message);
+      const result = await handleEvent(event, message, eventLog);
       stopTimer?.();
       eventLog.debug({ attempt: message.attempt, duplicate: result === 'duplicate' }, 'event handled');
       if (result === 'handled') {

@@ -5,6 +5,17 @@ import type { DeadLetterQueues } from '../events/transport.ts';
 
 export type ConsumeResult = 'ok' | 'retry' | 'dead_letter' | 'duplicate';
 
+/** A scrape must answer even when the broker does not: an unknown value is NaN, not a hang. */
+const SCRAPE_TIMEOUT_MS = 1_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 /**
@@ -42,7 +53,7 @@ export function createMetrics() {
       name: 'dead_letter_messages', help: "Messages parked in a consumer's dead-letter queue", labelNames: ['consumer'], registers,
       async collect() {
         for (const source of deadLetterSources) {
-          this.set({ consumer: source.consumer }, await source.queues.count(source.consumer).catch(() => Number.NaN));
+          this.set({ consumer: source.consumer }, await withTimeout(source.queues.count(source.consumer), SCRAPE_TIMEOUT_MS).catch(() => Number.NaN));
         }
       },
     }),

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { actorOf, eventContextOf, tracingOf } from '../../platform/http/actor.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { forbidden } from '../../platform/http/errors.ts';
-import { Page, PageQuery, Timestamp } from '../../platform/http/schema-types.ts';
+import { Page, PageQuery } from '../../platform/http/schema-types.ts';
 import { userNotFound } from './errors.ts';
 import { RegisterBody, RoleChangeBody, TokenBody, TokenResponse, UserIdParams, UserSchema } from './schemas.ts';
 import type { AuthService } from './auth-service.ts';

@@ -21,7 +21,7 @@ export function createNotificationsModule(deps: ServiceDeps): ServiceModule {
   const log = deps.log.child({ service: 'notifications' });
   const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, dataDir: config.DATA_DIR });
   const sentMail = createSentMailLog({ db, dataDir: config.DATA_DIR });
-  const notifier = createNotifier({ mailer, sentMail, log, retryDelaysMs: config.retryDelaysMs });
+  const notifier = createNotifier({ mailer, sentMail, retryDelaysMs: config.retryDelaysMs });
   return {
     name: 'notifications',
     migrations: notificationsMigrations,

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import type { Queryable } from '../../platform/db/database.ts';
 import type { EventEnvelope } from '../../platform/events/envelope.ts';
 import { PermanentFailure, type EventHandler, type HandlerContext } from '../../platform/events/event-consumer.ts';
-import type { Logger } from '../../platform/logger.ts';
 import { directory, type KnownDefect, type KnownUser } from './directory.ts';
 import { assignedMail, displayName, statusChangedMail, type DefectSummary, type MailContent, type RecipientRole } from './mail-messages.ts';
 import { isPermanentSmtpRefusal, type Mailer } from './mailer.ts';
@@ -31,8 +30,8 @@ class NotKnownYet extends Error {
  * (sent-mail.ts), and every attempt skips the recipients already recorded: exactly one e-mail
  * per recipient per event, however the attempts went.
  */
-export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; log: Logger; retryDelaysMs: number[] }) {
-  const { mailer, sentMail, log } = deps;
+export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; retryDelaysMs: number[] }) {
+  const { mailer, sentMail } = deps;
 
   const requireUser = async (tx: Queryable, id: number) => {
     const user = await directory.findUser(tx, id);
@@ -90,7 +89,7 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; lo
         { eventId: event.event_id, eventType: event.event_type, recipient: address, subject: letter.content.subject, messageId },
         context.afterCommit,
       );
-      log.info({ event_id: event.event_id, event_type: event.event_type, to: address, via: mailer.description }, letter.logLine);
+      context.log.info({ to: address, via: mailer.description }, letter.logLine);
     }
     if (failures.length === 0) return;
     const message =
