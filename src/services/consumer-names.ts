@@ -6,7 +6,7 @@ export const CONSUMER_NAMES = {
   defectsProjectDirectory: 'defects.project-directory',
   notificationsEmail: 'notifications.email',
   eventLogRecorder: 'event-log.recorder',
-  /** Reads consumers' delivery reports (not events): no dead letters of its own. */
+  /** Reads consumers' delivery reports (not events); parks a report it cannot store. */
   eventLogDeliveries: 'event-log.deliveries',
 } as const;
 
@@ -15,4 +15,5 @@ export const ALL_CONSUMERS: string[] = [
   CONSUMER_NAMES.defectsProjectDirectory,
   CONSUMER_NAMES.notificationsEmail,
   CONSUMER_NAMES.eventLogRecorder,
+  CONSUMER_NAMES.eventLogDeliveries,
 ];

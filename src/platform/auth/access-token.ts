@@ -23,7 +23,10 @@ export type TokenVerifier = (token: string) => Promise<AuthenticatedUser>;
 export function createTokenVerifier(key: CryptoKey | KeyObject | { jwksUrl: string }): TokenVerifier {
   const keySource: CryptoKey | KeyObject | JWTVerifyGetKey =
     'jwksUrl' in key ? createRemoteJWKSet(new URL(key.jwksUrl)) : key;
+  const verified = new Map<string, { user: AuthenticatedUser; expiresAt: number }>();
   return async (token) => {
+    const known = verified.get(token);
+    if (known && known.expiresAt > Date.now()) return known.user;
     const { payload } = await jwtVerify(token, keySource as any, {
       issuer: TOKEN_ISSUER,
       audience: TOKEN_AUDIENCE,
@@ -31,12 +34,19 @@ export function createTokenVerifier(key: CryptoKey | KeyObject | { jwksUrl: stri
     });
     const id = Number(payload.sub);
     const role = payload.role as Role;
-    if (!Number.isInteger(id) || !ROLES.includes(role) || typeof payload.username !== 'string') {
+    if (!Number.isInteger(id) || !ROLES.includes(role) || typeof payload.username !== 'string' || !payload.exp) {
       throw new Error('token claims are incomplete');
     }
-    return { id, username: payload.username, role };
+    const user = { id, username: payload.username, role };
+    // A signature check per request was the costliest step of a write; a token verified once
+    // is good until it expires. Bounded: the oldest entries go first.
+    if (verified.size >= VERIFIED_TOKENS_KEPT) verified.delete(verified.keys().next().value!);
+    verified.set(token, { user, expiresAt: payload.exp * 1000 });
+    return user;
   };
 }
+
+const VERIFIED_TOKENS_KEPT = 10_000;
 
 /**
  * A service apart from auth verifies tokens with JWT_PUBLIC_KEY when given, else with

@@ -34,6 +34,7 @@ export interface HttpAppOptions {
   readiness: ReadinessCheck[];
 }
 
+const OPERATIONS_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
 const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
 
 /**
@@ -67,6 +68,7 @@ export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
+    if (OPERATIONS_ROUTES.has(request.routeOptions.url ?? '')) return; // scrapes and probes are not traffic
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);

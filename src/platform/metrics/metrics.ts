@@ -16,6 +16,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** With the database down, the other metrics must still be served: unknown is NaN. */
+const unreadable = () => ({ pending: Number.NaN, oldestSeconds: Number.NaN });
+
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 /**
@@ -37,13 +40,13 @@ export function createMetrics() {
     outboxPending: new Gauge({
       name: 'outbox_pending_events', help: 'Committed events not yet published', labelNames: ['service'], registers,
       async collect() {
-        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema)).pending);
+        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).pending);
       },
     }),
     outboxOldestAge: new Gauge({
       name: 'outbox_oldest_pending_age_seconds', help: 'Age of the oldest unpublished event (0 when none)', labelNames: ['service'], registers,
       async collect() {
-        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema)).oldestSeconds ?? 0);
+        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).oldestSeconds ?? 0);
       },
     }),
     eventsConsumed: new Counter({ name: 'events_consumed_total', help: 'Deliveries by outcome', labelNames: ['consumer', 'event_type', 'result'], registers }),
@@ -62,6 +65,8 @@ export function createMetrics() {
 
     watchOutbox(service: string, schema: string, db: Queryable) {
       outboxes.push({ service, schema, db });
+      // A series from the start, so that rate() and increase() see the first error.
+      metrics.publishErrors.inc({ service }, 0);
     },
     watchDeadLetters(consumer: string, queues: DeadLetterQueues) {
       deadLetterSources.push({ consumer, queues });

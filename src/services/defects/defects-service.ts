@@ -49,7 +49,7 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       assertMayReport(actor.user);
       const status = input.status ?? INITIAL_STATUS;
       assertInitialStatus(status);
-      const project = await projects.resolve(input.project_id, actor.authorization);
+      const project = await projects.resolve(input.project_id, actor);
       if (!project) throw projectNotFound(input.project_id);
       return outbox.transaction(eventContextOf(actor), async (tx, events) => {
         const defect = await defectsRepository.insert(tx, {

@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import type { Database, Queryable } from '../../platform/db/database.ts';
+import type { Actor } from '../../platform/http/actor.ts';
 import type { EventEnvelope } from '../../platform/events/envelope.ts';
 import type { EventHandler } from '../../platform/events/event-consumer.ts';
 import { DomainError } from '../../platform/http/errors.ts';
@@ -25,9 +26,10 @@ export function createProjectDirectory(deps: { db: Database; projectsUrl: string
       [project.id, project.name, project.owner_id],
     );
 
-  const fetchFromProjectsService = async (id: number, authorization: string) => {
+  const fetchFromProjectsService = async (id: number, actor: Actor) => {
     const response = await request(`${deps.projectsUrl}/v1/projects/${id}`, {
-      headers: { authorization, accept: 'application/json' },
+      // On the caller's behalf, and followed as part of the caller's request.
+      headers: { authorization: actor.authorization, 'x-request-id': actor.requestId, traceparent: actor.traceparent, accept: 'application/json' },
       headersTimeout: 5_000,
       bodyTimeout: 5_000,
     }).catch((error: Error) => {
@@ -53,10 +55,10 @@ export function createProjectDirectory(deps: { db: Database; projectsUrl: string
     find,
 
     /** The live project, or undefined when it does not exist or was deleted. Call outside a transaction. */
-    async resolve(id: number, authorization: string): Promise<KnownProject | undefined> {
+    async resolve(id: number, actor: Actor): Promise<KnownProject | undefined> {
       const known = await find(db, id);
       if (known) return known.deleted_at ? undefined : known;
-      const fetched = await fetchFromProjectsService(id, authorization);
+      const fetched = await fetchFromProjectsService(id, actor);
       if (!fetched) return undefined;
       await remember(db, fetched);
       return { id: fetched.id, name: fetched.name, owner_id: fetched.owner_id, deleted_at: null };
