@@ -116,6 +116,11 @@ async function main() {
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const idleMb = await residentMemoryMb(system.process.child.pid!);
 
+    // Before the write scenario: its backlog (consumers catching up) would be measured too.
+    log('latency: 200 writes/s, commit to a consumer');
+    const latency = await measureLatency(system, PLAN.latencySeconds);
+    results.latency = { p50_ms: round(latency.p50), p99_ms: round(latency.p99), events: latency.count };
+
     log('write: system and baseline, alternating');
     await writeLoad(system.process.url, system.token, 1, system.projectId); // warm-up
     await writeLoad(baseline.url, undefined, 1, system.projectId);
@@ -136,10 +141,6 @@ async function main() {
       errors: writes.reduce((sum, run) => sum + run.errors, 0),
     };
     results.memory = { idle_mb: round(idleMb, 0), loaded_mb: round(loadedMb, 0) };
-
-    log('latency: 200 writes/s, commit to a consumer');
-    const latency = await measureLatency(system, PLAN.latencySeconds);
-    results.latency = { p50_ms: round(latency.p50), p99_ms: round(latency.p99), events: latency.count };
 
     log('relay: outbox to RabbitMQ against the bare client, alternating');
     const relayBench = await createRelayBench({ databaseUrl, amqpUrl: TEST_AMQP_URL, events: PLAN.relayEvents });
