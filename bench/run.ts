@@ -13,6 +13,7 @@ import { Connection } from 'rabbitmq-client';
 import { createApiClient } from '../test/support/api-client.ts';
 import { deleteQueues } from '../test/support/broker.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../test/support/environment.ts';
+import { CONSUMER_NAMES } from '../src/services/consumer-names.ts';
 import { freePort } from '../test/support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../test/support/processes.ts';
 import { createRelayBench } from './relay-bench.ts';
@@ -67,6 +68,25 @@ async function startSystem(env: Record<string, string>) {
   const token = await api.login('bench', 'bench-password');
   const project = await api.post('/v1/projects', { name: 'Бенчмарк' }, token);
   return { process: system, token, projectId: project.body.id as number };
+}
+
+/**
+ * Until the system's consumers have caught up (their queues empty): a baseline round must
+ * not share the machine with the system still digesting the previous round.
+ */
+async function waitUntilConsumersIdle(timeoutMs = 60_000) {
+  const connection = new Connection({ url: TEST_AMQP_URL, connectionName: 'bench-idle' });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      let waiting = 0;
+      for (const queue of Object.values(CONSUMER_NAMES)) waiting += (await connection.queueDeclare({ queue, durable: true })).messageCount;
+      if (waiting === 0 || Date.now() > deadline) return waiting;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await connection.close();
+  }
 }
 
 /** Commit → a consumer's handler: the event's timestamp (set in the committing transaction) to receipt. */
@@ -128,6 +148,8 @@ async function main() {
     const baselines: WriteRun[] = [];
     for (let index = 0; index < PLAN.rounds; index += 1) {
       writes.push(await writeLoad(system.process.url, system.token, PLAN.writeSeconds, system.projectId));
+      const backlog = await waitUntilConsumersIdle();
+      if (backlog > 0) log(`  consumers still had ${backlog} messages after 60 s`);
       baselines.push(await writeLoad(baseline.url, undefined, PLAN.writeSeconds, system.projectId));
     }
     const loadedMb = await residentMemoryMb(system.process.child.pid!);

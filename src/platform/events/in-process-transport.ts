@@ -212,17 +212,20 @@ function startQueueWorker(options: {
     do {
       wokenWhileRunning = false;
       for (let batch = (await due()).rows; batch.length > 0 && !closed; batch = (await due()).rows) {
-        for (const row of batch) {
-          if (closed) return;
-          const outcome = await subscription.handle({
-            routingKey: row.routing_key,
-            body: parseOrText(row.body),
-            headers: row.headers,
-            messageId: row.message_id,
-            attempt: row.attempt,
-          });
-          await carryOut(row, outcome);
-        }
+        // Up to `prefetch` in hand at once, as on RabbitMQ; outcomes carried out in order.
+        const outcomes = await Promise.all(
+          batch.map((row) =>
+            subscription.handle({
+              routingKey: row.routing_key,
+              body: parseOrText(row.body),
+              headers: row.headers,
+              messageId: row.message_id,
+              attempt: row.attempt,
+            }),
+          ),
+        );
+        for (const [index, row] of batch.entries()) await carryOut(row, outcomes[index]);
+        if (closed) return;
       }
     } while (wokenWhileRunning && !closed);
     await scheduleNextRetry();

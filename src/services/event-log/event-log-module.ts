@@ -2,6 +2,7 @@ import type { EventHandler } from '../../platform/events/event-consumer.ts';
 import { DELIVERIES_EXCHANGE, type DeliveryReport, type Subscription } from '../../platform/events/transport.ts';
 import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
 import { CONSUMER_NAMES } from '../consumer-names.ts';
+import { createBatchWriter } from './batch-writer.ts';
 import { eventStore } from './event-store.ts';
 import { createEventStream } from './event-stream.ts';
 import { eventLogMigrations } from './migrations.ts';
@@ -9,6 +10,8 @@ import { eventLogRoutes } from './routes.ts';
 
 const REPORT_RETRY_MS = 1_000;
 const REPORT_RETRIES = 5;
+const REPORT_BATCH = 100;
+const REPORT_BATCH_WAIT_MS = 5;
 
 /**
  * Every event, kept: history, filters, a live stream, and where each event stands at each
@@ -22,6 +25,13 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
     context.afterCommit(stream.wake);
   };
   let reports: Subscription | undefined;
+  // Every consumer reports every event: one upsert per report was a good share of the work
+  // behind each write. Reports that arrive together are stored together.
+  const reportWriter = createBatchWriter<DeliveryReport>({
+    write: (batch) => eventStore.recordDeliveries(db, batch),
+    maxBatch: REPORT_BATCH,
+    maxWaitMs: REPORT_BATCH_WAIT_MS,
+  });
 
   return {
     name: 'event_log',
@@ -34,14 +44,14 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
         queue: CONSUMER_NAMES.eventLogDeliveries,
         exchange: DELIVERIES_EXCHANGE,
         bindings: ['#'],
-        prefetch: 20,
+        prefetch: REPORT_BATCH,
         retrySteps: REPORT_RETRIES,
         reportOutcomes: false,
         async handle(message) {
           const report = message.body as DeliveryReport;
           if (typeof report?.event_id !== 'string' || !/^[0-9a-f-]{36}$/.test(report.event_id)) return { kind: 'ack' };
           try {
-            await eventStore.recordDelivery(db, report);
+            await reportWriter.add(report);
             return { kind: 'ack' };
           } catch (error) {
             if (message.attempt > REPORT_RETRIES) return { kind: 'park', reason: 'retries_exhausted', error: String(error) };

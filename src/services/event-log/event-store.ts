@@ -20,20 +20,19 @@ export const eventStore = {
   async record(tx: Queryable, event: EventEnvelope): Promise<void> {
     const data = event.data as Record<string, unknown>;
     const defectId = integerOrNull(data.defect_id);
-    let projectId = integerOrNull(data.project_id);
+    const projectId = integerOrNull(data.project_id);
     if (event.event_type === 'defect.created' && defectId !== null && projectId !== null) {
       await tx.query(
         'INSERT INTO event_log.defect_projects (defect_id, project_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
         [defectId, projectId],
       );
     }
-    if (projectId === null && defectId !== null) {
-      const { rows } = await tx.query<{ project_id: number }>('SELECT project_id FROM event_log.defect_projects WHERE defect_id = $1', [defectId]);
-      projectId = rows[0]?.project_id ?? null;
-    }
+    // A defect's later events name no project: it is looked up in the same statement.
     await tx.query(
       `INSERT INTO event_log.events (event_id, event_type, user_id, timestamp_text, occurred_at, data, project_id, defect_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
+       VALUES ($1, $2, $3, $4, $5, $6,
+         coalesce($7::int, (SELECT project_id FROM event_log.defect_projects WHERE defect_id = $8::int)), $8)
+       ON CONFLICT (event_id) DO NOTHING`,
       [event.event_id, event.event_type, event.user_id, event.timestamp, parseEventTimestamp(event.timestamp), JSON.stringify(event.data), projectId, defectId],
     );
   },
@@ -82,16 +81,25 @@ export const eventStore = {
     return rows[0];
   },
 
-  /** Reports arrive at least once and possibly late: the newest report wins. */
-  async recordDelivery(db: Queryable, report: DeliveryReport): Promise<void> {
+  /** Reports arrive at least once, possibly late, many at a time: the newest report wins. */
+  async recordDeliveries(db: Queryable, reports: DeliveryReport[]): Promise<void> {
+    const latest = new Map<string, DeliveryReport>();
+    for (const report of reports) {
+      const key = `${report.event_id} ${report.consumer}`;
+      const known = latest.get(key);
+      if (!known || known.at <= report.at) latest.set(key, report);
+    }
+    const rows = [...latest.values()];
+    const column = <K extends keyof DeliveryReport>(key: K) => rows.map((report) => report[key]);
     await db.query(
       `INSERT INTO event_log.deliveries (event_id, consumer, event_type, status, attempt, next_attempt_at, last_error, reason, reported_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::text[], $8::text[], $9::timestamptz[])
        ON CONFLICT (event_id, consumer) DO UPDATE SET
          status = EXCLUDED.status, attempt = EXCLUDED.attempt, next_attempt_at = EXCLUDED.next_attempt_at,
          last_error = EXCLUDED.last_error, reason = EXCLUDED.reason, reported_at = EXCLUDED.reported_at
        WHERE event_log.deliveries.reported_at <= EXCLUDED.reported_at`,
-      [report.event_id, report.consumer, report.event_type, report.status, report.attempt, report.next_attempt_at, report.error, report.reason, report.at],
+      [column('event_id'), column('consumer'), column('event_type'), column('status'), column('attempt'),
+        column('next_attempt_at'), column('error'), column('reason'), column('at')],
     );
   },
 

@@ -121,14 +121,18 @@ export const directoryHandlers = {
 
   'defect.created': (async (tx, event) => {
     const { defect_id, project_id, reporter_id, priority, title, status } = event.data;
+    // One statement (every defect write brings one): title and status only if no newer event set them.
     await tx.query(
-      `INSERT INTO notifications.defects (id, project_id, reporter_id, priority) VALUES ($1, $2, $3, $4)
+      `INSERT INTO notifications.defects AS d (id, project_id, reporter_id, priority, title, title_at, status, status_at)
+       VALUES ($1, $2, $3, $4, $5, $7::timestamp, $6, $7::timestamp)
        ON CONFLICT (id) DO UPDATE SET project_id = EXCLUDED.project_id, reporter_id = EXCLUDED.reporter_id,
-         priority = coalesce(notifications.defects.priority, EXCLUDED.priority)`,
-      [defect_id, project_id, reporter_id, priority],
+         priority = coalesce(d.priority, EXCLUDED.priority),
+         title = CASE WHEN d.title_at IS NULL OR d.title_at <= EXCLUDED.title_at THEN EXCLUDED.title ELSE d.title END,
+         title_at = greatest(d.title_at, EXCLUDED.title_at),
+         status = CASE WHEN d.status_at IS NULL OR d.status_at <= EXCLUDED.status_at THEN EXCLUDED.status ELSE d.status END,
+         status_at = greatest(d.status_at, EXCLUDED.status_at)`,
+      [defect_id, project_id, reporter_id, priority, title, status, event.timestamp],
     );
-    await setTitle(tx, defect_id, title, event.timestamp);
-    await directory.setStatus(tx, defect_id, status, event.timestamp);
   }) as Handler<{ defect_id: number; title: string; status: string; priority: string; project_id: number; reporter_id: number }>,
 
   // Nobody to mail about an unassignment; the old assignee just stops hearing of the defect.
