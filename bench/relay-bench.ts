@@ -48,7 +48,7 @@ export async function createRelayBench(options: { databaseUrl: string; amqpUrl: 
       const log = pino({ level: 'info' }, destination('/dev/null'));
       const transport = createAmqpTransport({ url: options.amqpUrl, log, connectionName: 'bench-relay' });
       const outbox = createOutbox({ db, schema: SCHEMA });
-      const relay = createOutboxRelay({ db, outbox, transport, log, appId: 'bench' });
+      const relay = createOutboxRelay({ db, outbox, transport, log, appId: "bench" });
       const started = performance.now();
       relay.start();
       await waitUntil(async () => (await outboxBacklog(db, SCHEMA)).pending === 0);
