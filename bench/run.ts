@@ -20,7 +20,7 @@ import { createRelayBench } from './relay-bench.ts';
 
 const quick = process.argv.includes('--quick');
 const PLAN = quick
-  ? { rounds: 2, writeSeconds: 3, relayEvents: 10_000, latencySeconds: 5 }
+  ? { rounds: 2, writeSeconds: 2, relayEvents: 10_000, latencySeconds: 5 }
   : { rounds: 3, writeSeconds: 10, relayEvents: 50_000, latencySeconds: 20 };
 const CONNECTIONS = 32;
 const LATENCY_RATE = 200;

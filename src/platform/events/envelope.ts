@@ -47,13 +47,18 @@ export function parseEventTimestamp(timestamp: string): Date {
   return new Date(`${timestamp.slice(0, 23)}Z`);
 }
 
-/** The parsed body if it is a valid envelope, else the reason it is not. */
-export function parseEnvelope(body: Buffer | string): { event: EventEnvelope } | { error: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
-  } catch (error) {
-    return { error: `body is not valid JSON: ${(error as Error).message}` };
+/**
+ * The body as an envelope, or the reason it is not one. A body the transport already
+ * decoded (JSON content type) is checked as it is, not serialised and parsed again.
+ */
+export function parseEnvelope(body: unknown): { event: EventEnvelope } | { error: string } {
+  let value: unknown = body;
+  if (typeof body === 'string' || Buffer.isBuffer(body)) {
+    try {
+      value = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+    } catch (error) {
+      return { error: `body is not valid JSON: ${(error as Error).message}` };
+    }
   }
   if (!envelopeChecker.Check(value)) {
     const first = envelopeChecker.Errors(value).First();

@@ -90,7 +90,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
   };
 
   const handle = async (message: IncomingMessage): Promise<DeliveryOutcome> => {
-    const parsed = parseEnvelope(toText(message.body));
+    const parsed = parseEnvelope(message.body);
     if ('error' in parsed) {
       log.error({ routingKey: message.routingKey, reason: parsed.error }, 'message is not an event; parked');
       count('invalid', 'dead_letter'); // not the routing key: garbage must not mint label values
@@ -151,11 +151,4 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
 
 function findHandler(handlers: Record<string, EventHandler>, eventType: string): EventHandler | undefined {
   return handlers[eventType] ?? handlers['#'];
-}
-
-/** The body as text, whatever the transport decoded it to. */
-function toText(body: unknown): string {
-  if (Buffer.isBuffer(body)) return body.toString('utf8');
-  if (typeof body === 'string') return body;
-  return JSON.stringify(body);
 }
