@@ -1,6 +1,7 @@
 import type { Database, Queryable } from '../db/database.ts';
 import type { Migration } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
+import { createBatchWriter } from '../batch-writer.ts';
 import type { ConsumeResult, Metrics } from '../metrics/metrics.ts';
 import { parseEnvelope, parseEventTimestamp, type EventEnvelope } from './envelope.ts';
 import type { DeliveryOutcome, EventTransport, IncomingMessage, Subscription } from './transport.ts';
@@ -18,6 +19,24 @@ export interface HandlerContext {
 
 export type EventHandler = (tx: Queryable, event: EventEnvelope<any>, context: HandlerContext) => Promise<void>;
 
+/**
+ * Takes many events in one transaction (each once: the inbox filters those seen before).
+ * For work that is cheap per event and costly per transaction, like recording them.
+ */
+export type BatchEventHandler = (
+  tx: Queryable,
+  events: Array<EventEnvelope<any>>,
+  context: Pick<HandlerContext, 'afterCommit' | 'log'>,
+) => Promise<void>;
+
+export interface BatchOptions {
+  handle: BatchEventHandler;
+  /** Events bound (topic patterns), as `handlers`' keys are otherwise. */
+  bindings: string[];
+  maxEvents: number;
+  maxWaitMs: number;
+}
+
 /** Thrown by a handler for a failure no retry can mend: the message is parked at once. */
 export class PermanentFailure extends Error {
   override name = 'PermanentFailure';
@@ -32,7 +51,9 @@ export interface EventConsumerOptions {
   /** Also the name of its durable queue. */
   name: string;
   /** Handlers by event type; the queue is bound to exactly these types (or patterns). */
-  handlers: Record<string, EventHandler>;
+  handlers?: Record<string, EventHandler>;
+  /** Instead of `handlers`: events handled many to a transaction. */
+  batch?: BatchOptions;
   /** One retry after each delay, then the dead-letter queue. */
   retryDelaysMs: number[];
   prefetch?: number;
@@ -64,14 +85,46 @@ export function withJitter(delayMs: number, random = Math.random): number {
  * event is parked at once. No message can make it throw.
  */
 export function startEventConsumer(options: EventConsumerOptions): Subscription {
-  const { db, log, schema, name, handlers, retryDelaysMs, metrics } = options;
+  const { db, log, schema, name, retryDelaysMs, metrics } = options;
+  const handlers = options.handlers ?? {};
   const count = (eventType: string, result: ConsumeResult) =>
     metrics?.eventsConsumed.inc({ consumer: name, event_type: eventType, result });
   const claimSql = `
     INSERT INTO ${schema}.inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)
     ON CONFLICT DO NOTHING`;
 
+  const batchClaimSql = `
+    INSERT INTO ${schema}.inbox (consumer, event_id, event_type)
+    SELECT $1, * FROM unnest($2::uuid[], $3::text[]) ON CONFLICT DO NOTHING RETURNING event_id`;
+
+  /** One transaction for the events that came together; a result per event, in order. */
+  const handleBatch = async (events: EventEnvelope[]): Promise<Array<'handled' | 'duplicate'>> => {
+    const afterCommit: Array<() => void> = [];
+    const results = await db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ event_id: string }>(batchClaimSql, [
+        name,
+        events.map((event) => event.event_id),
+        events.map((event) => event.event_type),
+      ]);
+      const claimed = new Set(rows.map((row) => row.event_id));
+      const fresh = events.filter((event) => claimed.delete(event.event_id)); // a repeat within the batch counts once
+      await options.batch!.handle(tx, fresh, { log, afterCommit: (callback) => afterCommit.push(callback) });
+      const handled = new Set(fresh);
+      return events.map((event) => (handled.has(event) ? ('handled' as const) : ('duplicate' as const)));
+    });
+    for (const callback of afterCommit) callback();
+    return results;
+  };
+  const batcher = options.batch
+    ? createBatchWriter<EventEnvelope, 'handled' | 'duplicate'>({
+        write: handleBatch,
+        maxBatch: options.batch.maxEvents,
+        maxWaitMs: options.batch.maxWaitMs,
+      })
+    : undefined;
+
   const handleEvent = async (event: EventEnvelope, message: IncomingMessage, eventLog: Logger): Promise<'handled' | 'duplicate'> => {
+    if (batcher) return batcher.add(event);
     const handler = findHandler(handlers, event.event_type);
     const afterCommit: Array<() => void> = [];
     const outcome = await db.transaction(async (tx) => {
@@ -135,8 +188,8 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
 
   return options.transport.subscribe({
     queue: name,
-    bindings: Object.keys(handlers),
-    prefetch: options.prefetch ?? 10,
+    bindings: options.batch?.bindings ?? Object.keys(handlers),
+    prefetch: options.prefetch ?? options.batch?.maxEvents ?? 10,
     retrySteps: retryDelaysMs.length,
     handle: async (message) => {
       try {

@@ -16,24 +16,41 @@ export interface DeliveryStatus {
 }
 
 export const eventStore = {
-  /** Stores an event once; the project it concerns is remembered for its defect's later events. */
-  async record(tx: Queryable, event: EventEnvelope): Promise<void> {
-    const data = event.data as Record<string, unknown>;
-    const defectId = integerOrNull(data.defect_id);
-    const projectId = integerOrNull(data.project_id);
-    if (event.event_type === 'defect.created' && defectId !== null && projectId !== null) {
+  /**
+   * Stores events once each, numbered in the order given; the project a defect belongs to is
+   * remembered from its defect.created and looked up for its later events.
+   */
+  async recordMany(tx: Queryable, events: EventEnvelope[]): Promise<void> {
+    if (events.length === 0) return;
+    const rows = events.map((event) => {
+      const data = event.data as Record<string, unknown>;
+      return { event, projectId: integerOrNull(data.project_id), defectId: integerOrNull(data.defect_id) };
+    });
+    const created = rows.filter((row) => row.event.event_type === 'defect.created' && row.defectId !== null && row.projectId !== null);
+    if (created.length > 0) {
       await tx.query(
-        'INSERT INTO event_log.defect_projects (defect_id, project_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-        [defectId, projectId],
+        'INSERT INTO event_log.defect_projects (defect_id, project_id) SELECT * FROM unnest($1::int[], $2::int[]) ON CONFLICT DO NOTHING',
+        [created.map((row) => row.defectId), created.map((row) => row.projectId)],
       );
     }
-    // A defect's later events name no project: it is looked up in the same statement.
     await tx.query(
       `INSERT INTO event_log.events (event_id, event_type, user_id, timestamp_text, occurred_at, data, project_id, defect_id)
-       VALUES ($1, $2, $3, $4, $5, $6,
-         coalesce($7::int, (SELECT project_id FROM event_log.defect_projects WHERE defect_id = $8::int)), $8)
+       SELECT e.event_id, e.event_type, e.user_id, e.timestamp_text, e.occurred_at, e.data::json,
+         coalesce(e.project_id, (SELECT project_id FROM event_log.defect_projects d WHERE d.defect_id = e.defect_id)), e.defect_id
+       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::text[], $7::int[], $8::int[])
+         WITH ORDINALITY AS e(event_id, event_type, user_id, timestamp_text, occurred_at, data, project_id, defect_id, position)
+       ORDER BY e.position
        ON CONFLICT (event_id) DO NOTHING`,
-      [event.event_id, event.event_type, event.user_id, event.timestamp, parseEventTimestamp(event.timestamp), JSON.stringify(event.data), projectId, defectId],
+      [
+        rows.map((row) => row.event.event_id),
+        rows.map((row) => row.event.event_type),
+        rows.map((row) => row.event.user_id),
+        rows.map((row) => row.event.timestamp),
+        rows.map((row) => parseEventTimestamp(row.event.timestamp)),
+        rows.map((row) => JSON.stringify(row.event.data)),
+        rows.map((row) => row.projectId),
+        rows.map((row) => row.defectId),
+      ],
     );
   },
 
