@@ -11,6 +11,7 @@ import type { EventTransport, Subscription } from './events/transport.ts';
 import { createHttpApp, type HttpApp } from './http/http-app.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics/metrics.ts';
+import { withTimeout } from './timeout.ts';
 import type { ServiceDeps, ServiceModule } from './service.ts';
 
 export interface HostOptions {
@@ -123,11 +124,9 @@ const RELAY_POOL_SIZE = 3;
 
 /** Bounded: with the broker down the service still starts; its queues come with the connection. */
 async function waitUntilReady(subscriptions: Subscription[], log: Logger): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), QUEUE_SETUP_WAIT_MS)));
-  const result = await Promise.race([Promise.all(subscriptions.map((subscription) => subscription.ready)), timeout]);
-  clearTimeout(timer);
-  if (result === 'timeout') log.warn('consumer queues are not declared yet (broker unreachable?); starting anyway');
+  await withTimeout(Promise.all(subscriptions.map((subscription) => subscription.ready)), QUEUE_SETUP_WAIT_MS).catch(() =>
+    log.warn('consumer queues are not declared yet (broker unreachable?); starting anyway'),
+  );
 }
 
 /** SIGTERM/SIGINT: stop taking work, finish what is in hand, exit. */

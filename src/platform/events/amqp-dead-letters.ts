@@ -59,16 +59,7 @@ export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues 
         const headers = { ...message.headers };
         for (const name of [HEADERS.attempt, HEADERS.parkReason, HEADERS.parkError, HEADERS.parkedAt, HEADERS.lastError]) delete headers[name];
         await channel.basicPublish(
-          {
-            routingKey: consumer,
-            durable: true,
-            messageId: message.messageId,
-            type: message.type,
-            appId: message.appId,
-            contentType: message.contentType,
-            timestamp: message.timestamp,
-            headers,
-          },
+          { ...copyProperties(message), routingKey: consumer, headers },
           bodyBytes(message.body),
         );
         take();
@@ -92,6 +83,18 @@ export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues 
 /** The id a parked message is known by: its event id, or one given when it was parked. */
 export function parkedMessageId(messageId: string | undefined): string {
   return messageId ?? randomUUID();
+}
+
+/** A message's own properties, for the copy that moves it to another queue (persistent). */
+export function copyProperties(message: Pick<SyncMessage, 'messageId' | 'type' | 'appId' | 'contentType' | 'timestamp'>) {
+  return {
+    durable: true,
+    messageId: message.messageId,
+    type: message.type,
+    appId: message.appId,
+    contentType: message.contentType,
+    timestamp: message.timestamp,
+  };
 }
 
 export function bodyBytes(body: unknown): Buffer {

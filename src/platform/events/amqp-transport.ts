@@ -1,6 +1,6 @@
 import { Connection, ConsumerStatus, type AsyncMessage, type Publisher } from 'rabbitmq-client';
 import type { Logger } from '../logger.ts';
-import { bodyBytes, createAmqpDeadLetters, deadLetterQueueOf, parkedMessageId, retryQueueOf } from './amqp-dead-letters.ts';
+import { bodyBytes, copyProperties, createAmqpDeadLetters, deadLetterQueueOf, parkedMessageId, retryQueueOf } from './amqp-dead-letters.ts';
 import {
   deliveryReport,
   DELIVERIES_EXCHANGE,
@@ -118,14 +118,7 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
       const carryOut = (message: AsyncMessage, outcome: DeliveryOutcome, attempt: number) => {
         if (outcome.kind === 'ack') return undefined;
         const headers: Record<string, unknown> = { ...message.headers, [HEADERS.routingKey]: message.headers?.[HEADERS.routingKey] ?? message.routingKey };
-        const envelope = {
-          durable: true,
-          messageId: message.messageId,
-          type: message.type,
-          appId: message.appId,
-          contentType: message.contentType,
-          timestamp: message.timestamp,
-        };
+        const envelope = copyProperties(message);
         if (outcome.kind === 'retry') {
           return mover.send(
             { ...envelope, routingKey: retryQueueOf(queue, attempt), expiration: String(outcome.delayMs), headers: { ...headers, [HEADERS.attempt]: attempt + 1, [HEADERS.lastError]: outcome.error } },

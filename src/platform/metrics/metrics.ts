@@ -1,20 +1,13 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Queryable } from '../db/database.ts';
 import { outboxBacklog } from '../events/outbox.ts';
+import { withTimeout } from '../timeout.ts';
 import type { DeadLetterQueues } from '../events/transport.ts';
 
 export type ConsumeResult = 'ok' | 'retry' | 'dead_letter' | 'duplicate';
 
 /** A scrape must answer even when the broker does not: an unknown value is NaN, not a hang. */
 const SCRAPE_TIMEOUT_MS = 1_000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** With the database down, the other metrics must still be served: unknown is NaN. */
 const unreadable = () => ({ pending: Number.NaN, oldestSeconds: Number.NaN });
