@@ -22,8 +22,11 @@ for (const mode of MODES) {
       startedAt = new Date().toISOString();
       const { api } = system;
       projectId = (await api.post('/v1/projects', { name: 'Тестовый проект' }, manager.token)).body.id;
+      await eventually(async () => (await api.get('/v1/events?event_type=project.*', manager.token)).body.total === 1, 10_000, 'the project event recorded');
       defectId = (await api.post('/v1/defects', { project_id: projectId, title: 'Критическая ошибка', priority: 'Высокий' }, manager.token)).body.id;
       await api.put(`/v1/defects/${defectId}`, { title: 'Критическая ошибка', status: 'В работе', priority: 'Высокий' }, manager.token);
+      // Two services' relays race: the next project's event must not overtake these in the log.
+      await eventually(async () => (await api.get('/v1/events?event_type=defect.*', manager.token)).body.total === 3, 10_000, 'the defect events recorded');
       await api.post('/v1/projects', { name: 'Чужой проект' }, other.token);
       await eventually(async () => (await api.get('/v1/events?event_type=project.*', manager.token)).body.total === 2, 10_000, 'the events recorded');
     });

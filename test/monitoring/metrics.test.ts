@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { TestUser } from '../support/api-client.ts';
+import { emailOf, type TestUser } from '../support/api-client.ts';
 import { startTcpProxy, type TcpProxy } from '../support/broker.ts';
 import { scrapeMetrics } from '../support/metrics.ts';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
-const emailOf = (user: TestUser) => `${user.username}@example.com`;
 
 describe('metrics move when what they count happens', () => {
   let proxy: TcpProxy;

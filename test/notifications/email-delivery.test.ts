@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AsyncMessage } from 'rabbitmq-client';
-import type { TestUser } from '../support/api-client.ts';
+import { emailOf, type TestUser } from '../support/api-client.ts';
 import { bindTestQueue, withBroker, type TestQueue } from '../support/broker.ts';
 import { createEvent } from '../../src/platform/events/envelope.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../support/smtp-sink.ts';
 
-const emailOf = (user: TestUser) => `${user.username}@example.com`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('notifications: e-mail on status changes and assignments (PostgreSQL, RabbitMQ, SMTP)', () => {

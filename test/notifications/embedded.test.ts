@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { TestUser } from '../support/api-client.ts';
+import { emailOf } from '../support/api-client.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 import { parseMail, startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 
 const QUEUE = 'notifications.email';
 const DEMO_EMAIL = 'testuser@example.com';
-const emailOf = (user: TestUser) => `${user.username}@example.com`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The demo user reports defect #1 in a new project, assigned to a fresh engineer. */

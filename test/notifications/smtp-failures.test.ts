@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { TestUser } from '../support/api-client.ts';
+import { emailOf, type TestUser } from '../support/api-client.ts';
 import { bindTestQueue, type TestQueue } from '../support/broker.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 
 const QUEUE = 'notifications.email';
 const RETRY_DELAYS = ['200ms', '400ms'];
-const emailOf = (user: TestUser) => `${user.username}@example.com`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () => {

@@ -24,6 +24,9 @@ export interface TestUser {
 
 let userCounter = 0;
 
+/** The address createUser registers a user with. */
+export const emailOf = (user: Pick<TestUser, 'username'>) => `${user.username}@example.com`;
+
 /** HTTP against a running system, as a client would call it. */
 export function createApiClient(baseUrl: string, admin = { username: 'admin', password: 'admin-secret' }) {
   const request = async <Body = any>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<Body>> => {

@@ -87,6 +87,14 @@ const setProjectName = (tx: Queryable, projectId: number, name: string, at: stri
     [projectId, name, at],
   );
 
+/** The first deletion's time stays, however often the event comes. */
+const markDeleted = (tx: Queryable, table: 'projects' | 'defects', id: number, at: string) =>
+  tx.query(
+    `INSERT INTO notifications.${table} AS t (id, deleted_at) VALUES ($1, $2::timestamp)
+     ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(t.deleted_at, EXCLUDED.deleted_at)`,
+    [id, at],
+  );
+
 const done = () => undefined;
 
 /** The handlers that only keep the copies current (the mailing ones use them too). */
@@ -110,14 +118,9 @@ export const directoryHandlers = {
     name: string;
   }>,
 
-  'project.deleted': ((tx, event) =>
-    tx
-      .query(
-        `INSERT INTO notifications.projects (id, deleted_at) VALUES ($1, $2::timestamp)
-         ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(notifications.projects.deleted_at, EXCLUDED.deleted_at)`,
-        [event.data.project_id, event.timestamp],
-      )
-      .then(done)) as Handler<{ project_id: number }>,
+  'project.deleted': ((tx, event) => markDeleted(tx, 'projects', event.data.project_id, event.timestamp).then(done)) as Handler<{
+    project_id: number;
+  }>,
 
   'defect.created': (async (tx, event) => {
     const { defect_id, project_id, reporter_id, priority, title, status } = event.data;
@@ -145,12 +148,7 @@ export const directoryHandlers = {
     title: string;
   }>,
 
-  'defect.deleted': ((tx, event) =>
-    tx
-      .query(
-        `INSERT INTO notifications.defects (id, deleted_at) VALUES ($1, $2::timestamp)
-         ON CONFLICT (id) DO UPDATE SET deleted_at = coalesce(notifications.defects.deleted_at, EXCLUDED.deleted_at)`,
-        [event.data.defect_id, event.timestamp],
-      )
-      .then(done)) as Handler<{ defect_id: number }>,
+  'defect.deleted': ((tx, event) => markDeleted(tx, 'defects', event.data.defect_id, event.timestamp).then(done)) as Handler<{
+    defect_id: number;
+  }>,
 } satisfies Record<string, EventHandler>;
