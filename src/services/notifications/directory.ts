@@ -55,37 +55,37 @@ export const directory = {
 
   /** Records the status a defect moved to (when this event is the latest word on it). */
   setStatus: (tx: Queryable, defectId: number, status: string, at: string) =>
-    tx.query(
-      `INSERT INTO notifications.defects (id, status, status_at) VALUES ($1, $2, $3::timestamp)
-       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, status_at = EXCLUDED.status_at
-       WHERE notifications.defects.status_at IS NULL OR notifications.defects.status_at <= EXCLUDED.status_at`,
-      [defectId, status, at],
-    ),
+    setIfNewer(tx, 'defects', 'status', defectId, status, at),
 
   setAssignee: (tx: Queryable, defectId: number, assigneeId: number | null, at: string) =>
-    tx.query(
-      `INSERT INTO notifications.defects (id, assignee_id, assignee_at) VALUES ($1, $2, $3::timestamp)
-       ON CONFLICT (id) DO UPDATE SET assignee_id = EXCLUDED.assignee_id, assignee_at = EXCLUDED.assignee_at
-       WHERE notifications.defects.assignee_at IS NULL OR notifications.defects.assignee_at <= EXCLUDED.assignee_at`,
-      [defectId, assigneeId, at],
-    ),
+    setIfNewer(tx, 'defects', 'assignee_id', defectId, assigneeId, at),
+};
+
+/** Each copied field keeps the time of the event that set it, so a late event cannot undo a newer one. */
+const FIELD_TIMES = { status: 'status_at', assignee_id: 'assignee_at', title: 'title_at', name: 'name_at' } as const;
+
+const setIfNewer = (
+  tx: Queryable,
+  table: 'defects' | 'projects',
+  field: keyof typeof FIELD_TIMES,
+  id: number,
+  value: unknown,
+  at: string,
+) => {
+  const fieldAt = FIELD_TIMES[field];
+  return tx.query(
+    `INSERT INTO notifications.${table} AS t (id, ${field}, ${fieldAt}) VALUES ($1, $2, $3::timestamp)
+     ON CONFLICT (id) DO UPDATE SET ${field} = EXCLUDED.${field}, ${fieldAt} = EXCLUDED.${fieldAt}
+     WHERE t.${fieldAt} IS NULL OR t.${fieldAt} <= EXCLUDED.${fieldAt}`,
+    [id, value, at],
+  );
 };
 
 const setTitle = (tx: Queryable, defectId: number, title: string, at: string) =>
-  tx.query(
-    `INSERT INTO notifications.defects (id, title, title_at) VALUES ($1, $2, $3::timestamp)
-     ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, title_at = EXCLUDED.title_at
-     WHERE notifications.defects.title_at IS NULL OR notifications.defects.title_at <= EXCLUDED.title_at`,
-    [defectId, title, at],
-  );
+  setIfNewer(tx, 'defects', 'title', defectId, title, at);
 
 const setProjectName = (tx: Queryable, projectId: number, name: string, at: string) =>
-  tx.query(
-    `INSERT INTO notifications.projects (id, name, name_at) VALUES ($1, $2, $3::timestamp)
-     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, name_at = EXCLUDED.name_at
-     WHERE notifications.projects.name_at IS NULL OR notifications.projects.name_at <= EXCLUDED.name_at`,
-    [projectId, name, at],
-  );
+  setIfNewer(tx, 'projects', 'name', projectId, name, at);
 
 /** The first deletion's time stays, however often the event comes. */
 const markDeleted = (tx: Queryable, table: 'projects' | 'defects', id: number, at: string) =>
