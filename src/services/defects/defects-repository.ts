@@ -28,14 +28,35 @@ export interface DefectFilter {
 const COLUMNS = `id, project_id, title, description, status, priority, reporter_id, assignee_id,
   to_char(due_date, 'YYYY-MM-DD') AS due_date, created_at, updated_at`;
 
+export type NewDefectRow = DefectFields & { id: number; project_id: number; reporter_id: number };
+
 export const defectsRepository = {
-  async insert(db: Queryable, defect: DefectFields & { project_id: number; reporter_id: number }): Promise<Defect> {
-    const { rows } = await db.query<Defect>(
-      `INSERT INTO defects.defects (project_id, title, description, status, priority, reporter_id, assignee_id, due_date)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
-      [defect.project_id, defect.title, defect.description, defect.status, defect.priority, defect.reporter_id, defect.assignee_id, defect.due_date],
-    );
-    return rows[0];
+  /**
+   * The id the next defect will have, taken before its INSERT: its events carry it, so they
+   * can be stored by the INSERT's own statement.
+   */
+  async reserveId(db: Queryable): Promise<number> {
+    const { rows } = await db.query<{ id: number }>(`SELECT nextval('defects.defects_id_seq')::int AS id`);
+    return rows[0].id;
+  },
+
+  /** The INSERT of a defect with a reserved id, as a statement to run (with its events). */
+  insertStatement(defect: NewDefectRow) {
+    return {
+      sql: `INSERT INTO defects.defects (id, project_id, title, description, status, priority, reporter_id, assignee_id, due_date)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+      params: [
+        defect.id,
+        defect.project_id,
+        defect.title,
+        defect.description,
+        defect.status,
+        defect.priority,
+        defect.reporter_id,
+        defect.assignee_id,
+        defect.due_date,
+      ],
+    };
   },
 
   async findById(db: Queryable, id: number, options: { forUpdate?: boolean } = {}): Promise<Defect | undefined> {

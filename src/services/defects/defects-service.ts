@@ -10,7 +10,7 @@ import {
   type DefectPriority,
   type DefectStatus,
 } from './defect-workflow.ts';
-import { defectsRepository, type Defect, type DefectFields, type DefectFilter } from './defects-repository.ts';
+import { defectsRepository, type Defect, type DefectFields, type DefectFilter, type NewDefectRow } from './defects-repository.ts';
 import { defectNotFound, projectNotFound } from './errors.ts';
 import type { ProjectDirectory } from './project-directory.ts';
 
@@ -49,19 +49,21 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       assertMayReport(actor.user);
       const status = input.status ?? INITIAL_STATUS;
       assertInitialStatus(status);
-      const project = await projects.resolve(input.project_id, actor);
+      // Side by side on two connections: one round trip's wait instead of two.
+      const [project, id] = await Promise.all([projects.resolve(input.project_id, actor), defectsRepository.reserveId(db)]);
       if (!project) throw projectNotFound(input.project_id);
-      return outbox.transaction(eventContextOf(actor), async (tx, events) => {
-        const defect = await defectsRepository.insert(tx, {
-          project_id: project.id,
-          title: input.title,
-          description: input.description ?? null,
-          status,
-          priority: input.priority ?? DEFAULT_PRIORITY,
-          reporter_id: actor.user.id,
-          assignee_id: input.assignee_id ?? null,
-          due_date: input.due_date ?? null,
-        });
+      const defect: NewDefectRow = {
+        id,
+        project_id: project.id,
+        title: input.title,
+        description: input.description ?? null,
+        status,
+        priority: input.priority ?? DEFAULT_PRIORITY,
+        reporter_id: actor.user.id,
+        assignee_id: input.assignee_id ?? null,
+        due_date: input.due_date ?? null,
+      };
+      const [created] = await outbox.statement<Defect>(eventContextOf(actor), defectsRepository.insertStatement(defect), (events) => {
         events.add('defect.created', {
           defect_id: defect.id,
           title: defect.title,
@@ -71,8 +73,8 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
           reporter_id: defect.reporter_id,
         });
         if (defect.assignee_id !== null) publishAssignment(events, defect, actor.user.id);
-        return defect;
       });
+      return created;
     },
 
     async get(id: number): Promise<Defect> {
@@ -139,6 +141,6 @@ function publishChange(events: PendingEvents, before: Defect, after: Defect, use
 }
 
 /** Not in the seed's table: who must now act on the defect (notifications mail them). */
-function publishAssignment(events: PendingEvents, defect: Defect, userId: number): void {
+function publishAssignment(events: PendingEvents, defect: Pick<Defect, 'id' | 'assignee_id'>, userId: number): void {
   events.add('defect.assigned', { defect_id: defect.id, assignee_id: defect.assignee_id, assigned_by: userId });
 }
