@@ -40,11 +40,6 @@ export interface RunningHost {
 export async function startHost(options: HostOptions): Promise<RunningHost> {
   const { config, log } = options;
   const db = await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR });
-  // The relays get connections of their own: waiting behind requests and consumers in the
-  // shared pool was most of the time from commit to broker under load.
-  const relayDb = config.DATABASE_URL
-    ? await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: RELAY_POOL_SIZE, dataDir: config.DATA_DIR })
-    : db;
   const transport: EventTransport = config.AMQP_URL
     ? createAmqpTransport({ url: config.AMQP_URL, log: log.child({ component: 'amqp' }), connectionName: options.name })
     : await createInProcessTransport({ db, log: log.child({ component: 'in-process-transport' }) });
@@ -56,6 +51,12 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   for (const module of modules) await module.start?.();
 
   const publishers = modules.filter((module) => module.outbox);
+  // The relays get connections of their own: waiting behind requests and consumers in the
+  // shared pool was most of the time from commit to broker under load. Each relay holds one
+  // while it publishes; one more serves their status checks.
+  const relayDb = config.DATABASE_URL
+    ? await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: publishers.length + 1, dataDir: config.DATA_DIR })
+    : db;
   const relays = publishers.map((module) =>
     createOutboxRelay({ db: relayDb, outbox: module.outbox!, transport, appId: module.name, log: log.child({ service: module.name }), metrics }),
   );
@@ -120,7 +121,6 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
 }
 
 const QUEUE_SETUP_WAIT_MS = 5_000;
-const RELAY_POOL_SIZE = 3;
 
 /** Bounded: with the broker down the service still starts; its queues come with the connection. */
 async function waitUntilReady(subscriptions: Subscription[], log: Logger): Promise<void> {

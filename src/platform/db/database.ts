@@ -12,14 +12,46 @@ export interface Database extends Queryable {
   readonly kind: 'postgres' | 'embedded';
   /** Runs fn in one transaction: committed when fn resolves, rolled back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs fn on one connection of its own, each statement committing by itself (for session
+   * state such as an advisory lock). A connection fn failed on is closed, not reused.
+   */
+  session<T>(fn: (connection: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
+/**
+ * Statements with parameters are prepared once per connection and named by their text:
+ * PostgreSQL then neither parses nor plans them again. Parsing and planning cost more than
+ * running most of our statements (0.7 ms planned against 0.4 ms run for the relay's read).
+ * Only parameterised statements: their SQL is a fixed text per call site (values never go
+ * into it), so the names stay few.
+ */
+function preparedStatements() {
+  const names = new Map<string, string>();
+  return (sql: string, params?: unknown[]): pg.QueryConfig | string => {
+    if (!params || params.length === 0) return sql;
+    let name = names.get(sql);
+    if (!name) names.set(sql, (name = `s${names.size + 1}`));
+    return { name, text: sql, values: params };
+  };
+}
+
 export function createPostgresDatabase(pool: pg.Pool): Database {
+  const statement = preparedStatements();
+  const wrapClient = (client: pg.PoolClient): Queryable => ({
+    async query(sql, params) {
+      const result = await client.query(statement(sql, params));
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+    },
+    async exec(sql) {
+      await client.query(sql);
+    },
+  });
   return {
     kind: 'postgres',
     async query(sql, params) {
-      const result = await pool.query(sql, params as unknown[]);
+      const result = await pool.query(statement(sql, params));
       return { rows: result.rows, rowCount: result.rowCount ?? 0 };
     },
     async exec(sql) {
@@ -29,15 +61,7 @@ export function createPostgresDatabase(pool: pg.Pool): Database {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
-        const result = await fn({
-          async query(sql, params) {
-            const r = await client.query(sql, params as unknown[]);
-            return { rows: r.rows, rowCount: r.rowCount ?? 0 };
-          },
-          async exec(sql) {
-            await client.query(sql);
-          },
-        });
+        const result = await fn(wrapClient(client));
         await client.query('COMMIT');
         return result;
       } catch (error) {
@@ -45,6 +69,17 @@ export function createPostgresDatabase(pool: pg.Pool): Database {
         throw error;
       } finally {
         client.release();
+      }
+    },
+    async session(fn) {
+      const client = await pool.connect();
+      try {
+        const result = await fn(wrapClient(client));
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(error as Error); // its session state is unknown now
+        throw error;
       }
     },
     close: () => pool.end(),
@@ -65,6 +100,8 @@ export function createEmbeddedDatabase(pglite: PGlite): Database {
     kind: 'embedded',
     ...wrap(pglite),
     transaction: (fn) => pglite.transaction((tx) => fn(wrap(tx))),
+    // PGlite has one connection: its session is everyone's.
+    session: (fn) => fn(wrap(pglite)),
     close: () => pglite.close(),
   };
 }

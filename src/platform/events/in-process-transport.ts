@@ -114,7 +114,7 @@ export async function createInProcessTransport(options: { db: Database; log: Log
 
   const transport: EventTransport = {
     kind: 'in-process',
-    publish: (messages, tx) => route(EVENTS_EXCHANGE, messages, tx),
+    publish: (messages, connection) => route(EVENTS_EXCHANGE, messages, connection),
     subscribe(subscription) {
       const exchange = subscription.exchange ?? EVENTS_EXCHANGE;
       bindings.set(subscription.queue, { exchange, patterns: subscription.bindings });

@@ -12,9 +12,12 @@ export interface OutboxRelayOptions {
   log: Logger;
   /** AMQP app_id of the published messages: the publishing service. */
   appId: string;
+  /** Rows read and published together. */
   batchSize?: number;
-  /** Chunks of batchSize in flight in one transaction. */
-  chunks?: number;
+  /** Rows published and not yet confirmed, at most. */
+  maxInFlight?: number;
+  /** A busy relay lets go of its lock this often, so that it never holds it for long. */
+  maxBurstMs?: number;
   /** After a failed publish, the next attempt (sooner if the broker reconnects). */
   retryDelayMs?: number;
   /** A safety net only: commits wake the relay at once. */
@@ -45,78 +48,147 @@ interface OutboxRow {
   body: string;
   headers: Record<string, string>;
   created_at: Date;
+  /** Unpublished rows at or below the read's cursor, when it was read. */
+  behind: number;
 }
 
 /**
  * Publishes a service's committed events in commit order and marks them published only
- * after the broker confirmed them. One relay at a time per service holds the advisory
- * lock, so several replicas never publish the same rows side by side or out of order.
+ * after the broker confirmed them. One relay at a time per service holds the advisory lock,
+ * so several replicas never publish the same rows side by side or out of order.
+ *
+ * While it holds the lock the relay keeps publishing: it reads and sends the next rows while
+ * the broker still confirms earlier ones (up to maxInFlight), and marks each batch once it
+ * and every batch before it are confirmed. Waiting for each batch's confirms before reading
+ * on had events wait a whole confirm round trip behind the previous batch.
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, outbox, transport, log, appId } = options;
   const { schema } = outbox;
   const batchSize = options.batchSize ?? 500;
-  const chunks = options.chunks ?? 4;
+  const maxInFlight = options.maxInFlight ?? 2_000;
+  const maxBurstMs = options.maxBurstMs ?? 1_000;
   const retryDelayMs = options.retryDelayMs ?? 1_000;
   const pollIntervalMs = options.pollIntervalMs ?? 5_000;
+  const lockKey = `outbox-relay:${schema}`;
 
   let running: Promise<void> | undefined;
   let wokenWhileRunning = false;
+  let signalWake: (() => void) | undefined;
   let closed = false;
   let lastError: string | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let pollTimer: NodeJS.Timeout | undefined;
 
-  const selectSql = `
-    SELECT id, event_id, event_type, body, headers, created_at FROM ${schema}.outbox
-    WHERE published_at IS NULL AND id > $2 ORDER BY id LIMIT $1`;
-  const markSql = `UPDATE ${schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])`;
+  /** Resolves at the next wake (a commit, a reconnection, the poll). */
+  const nextWake = () => new Promise<void>((resolve) => (signalWake = resolve));
 
   /**
-   * Publishes up to `chunks` × `batchSize` rows in one transaction and returns them. The next
-   * chunk is read while the broker takes the previous one (a chunk waited for its confirms
-   * before the next was read: the relay sat idle half the time); all are marked published
-   * once every confirm is in. A failed confirm rolls all back: at least once, in order.
+   * The next rows after the cursor, and how many unpublished rows are at or below the cursor
+   * (one row with a null id when none follow): more than the relay has unmarked means a
+   * transaction committed a row behind the cursor after the cursor passed it (ids are taken
+   * at INSERT, rows seen at COMMIT).
    */
-  const publishBatch = () =>
-    db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`outbox-relay:${schema}`]);
-      const published: OutboxRow[] = [];
-      const confirms: Array<Promise<void>> = [];
-      for (let chunk = 0; chunk < chunks; chunk += 1) {
-        const after = published.at(-1)?.id ?? 0;
-        const { rows } = await tx.query<OutboxRow>(selectSql, [batchSize, after]);
-        if (rows.length === 0) break;
-        const confirmed = transport.publish(rows.map((row) => toMessage(row, appId)), tx);
-        confirmed.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-        confirms.push(confirmed);
-        published.push(...rows);
-        if (rows.length < batchSize) break;
+  const readSql = `
+    SELECT next.*, behind.count AS behind
+    FROM (SELECT count(*)::int FROM ${schema}.outbox WHERE published_at IS NULL AND id <= $2) behind
+    LEFT JOIN LATERAL (
+      SELECT id, event_id, event_type, body, headers, created_at FROM ${schema}.outbox
+      WHERE published_at IS NULL AND id > $2 ORDER BY id LIMIT $1
+    ) next ON true`;
+  const markSql = `UPDATE ${schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])`;
+
+  const announce = (rows: OutboxRow[]) => {
+    for (const row of rows) {
+      log.info(formatEventLogLine(JSON.parse(row.body)));
+      options.metrics?.eventsPublished.inc({ service: appId, event_type: row.event_type });
+    }
+  };
+
+  /**
+   * Publishes while there is something to publish, for up to maxBurstMs, on a connection
+   * holding the lock; true when it stopped for time, with rows perhaps left. Statements run
+   * in the order they are sent on that connection, so when a read runs, the relay knows
+   * exactly how many of its rows are still unmarked.
+   */
+  const burst = () =>
+    db.session(async (connection) => {
+      await connection.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
+      const startedAt = performance.now();
+      const batches: Array<{ size: number; done: Promise<void> }> = [];
+      let cursor = 0;
+      let unmarked = 0; // published rows whose mark is not sent yet
+      let inFlight = 0; // published rows whose batch is not settled
+      let failure: unknown;
+      let previous: Promise<void> = Promise.resolve();
+
+      /** Publishes at once; marks once this batch and all before it are confirmed. */
+      const send = (rows: OutboxRow[]) => {
+        const confirmed = transport.publish(rows.map((row) => toMessage(row, appId)), connection);
+        confirmed.catch(() => undefined); // awaited below; not unhandled meanwhile
+        unmarked += rows.length;
+        inFlight += rows.length;
+        const done = previous.then(async () => {
+          try {
+            if (failure) return; // a batch before failed: this one is published again, after it
+            await confirmed;
+            unmarked -= rows.length;
+            await connection.query(markSql, [rows.map((row) => row.id)]);
+            announce(rows);
+          } catch (error) {
+            failure ??= error;
+          } finally {
+            inFlight -= rows.length;
+            batches.shift();
+          }
+        });
+        batches.push({ size: rows.length, done });
+        previous = done;
+      };
+
+      try {
+        while (!closed && !failure) {
+          if (performance.now() - startedAt > maxBurstMs) return true;
+          wokenWhileRunning = false;
+          const read = await connection.query<OutboxRow>(readSql, [batchSize, cursor]);
+          const rows = read.rows.filter((row) => row.id !== null);
+          if (read.rows[0].behind > unmarked) {
+            // A late row: publish it before anything after it, reading again from the oldest
+            // unpublished row once everything in flight is marked.
+            await previous;
+            cursor = 0;
+            continue;
+          }
+          if (rows.length > 0) {
+            send(rows);
+            cursor = rows.at(-1)!.id;
+          }
+          if (inFlight >= maxInFlight) await batches[0]?.done;
+          else if (rows.length < batchSize) {
+            // Caught up: read again when woken; stop once all is confirmed and nothing came.
+            if (!wokenWhileRunning) await Promise.race([previous, nextWake()]);
+            if (!wokenWhileRunning && inFlight === 0) break;
+          }
+        }
+        return false;
+      } finally {
+        await previous;
+        await connection.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
+        if (failure) throw failure;
       }
-      if (published.length === 0) return published;
-      await Promise.all(confirms);
-      await tx.query(markSql, [published.map((row) => row.id)]);
-      return published;
     });
 
   const drain = async () => {
-    do {
-      wokenWhileRunning = false;
-      let published: OutboxRow[];
-      do {
-        published = await publishBatch();
-        for (const row of published) {
-          log.info(formatEventLogLine(JSON.parse(row.body)));
-          options.metrics?.eventsPublished.inc({ service: appId, event_type: row.event_type });
-        }
-      } while (published.length === batchSize * chunks && !closed);
-    } while (wokenWhileRunning && !closed);
+    let more: boolean;
+    do more = await burst();
+    while ((more || wokenWhileRunning) && !closed);
   };
 
   const wake = () => {
     if (closed) return;
     if (running) {
       wokenWhileRunning = true;
+      signalWake?.();
       return;
     }
     clearTimeout(retryTimer);

@@ -91,9 +91,9 @@ export interface EventTransport {
   readonly kind: 'amqp' | 'in-process';
   /**
    * Resolves once every message is safely with the broker (confirmed), or, in-process,
-   * stored in the transaction `tx` the relay marks them published in.
+   * stored through `db` (the relay's connection), before the relay marks them published.
    */
-  publish(messages: OutgoingMessage[], tx: Queryable): Promise<void>;
+  publish(messages: OutgoingMessage[], db: Queryable): Promise<void>;
   subscribe(options: SubscriptionOptions): Subscription;
   readonly deadLetters: DeadLetterQueues;
   /** Called whenever the transport becomes able to publish (start, reconnection). */
