@@ -56,10 +56,10 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
         retrySteps: REPORT_RETRIES,
         reportOutcomes: false,
         async handle(message) {
-          const report = message.body as DeliveryReport;
-          if (typeof report?.event_id !== 'string' || !/^[0-9a-f-]{36}$/.test(report.event_id)) return { kind: 'ack' };
+          // A report, or (from the AMQP transport) the reports that were sent together.
+          const stored = (Array.isArray(message.body) ? message.body : [message.body]).filter(isDeliveryReport);
           try {
-            await reportWriter.add(report);
+            await Promise.all(stored.map((report) => reportWriter.add(report)));
             return { kind: 'ack' };
           } catch (error) {
             if (message.attempt > REPORT_RETRIES) return { kind: 'park', reason: 'retries_exhausted', error: String(error) };
@@ -72,4 +72,10 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
       await reports?.close();
     },
   };
+}
+
+/** What is not a report is dropped: there is nothing to store of it. */
+function isDeliveryReport(report: unknown): report is DeliveryReport {
+  const eventId = (report as DeliveryReport | null)?.event_id;
+  return typeof eventId === 'string' && /^[0-9a-f-]{36}$/.test(eventId);
 }
