@@ -4,7 +4,7 @@ import type { Database } from '../src/platform/db/database.ts';
 import { migrate } from '../src/platform/db/migrate.ts';
 import { createAmqpTransport } from '../src/platform/events/amqp-transport.ts';
 import { createEvent } from '../src/platform/events/envelope.ts';
-import { createOutbox, outboxBacklog, outboxMigration } from '../src/platform/events/outbox.ts';
+import { createOutbox, outboxBacklog, outboxMigrations } from '../src/platform/events/outbox.ts';
 import { createOutboxRelay } from '../src/platform/events/outbox-relay.ts';
 import { destination, pino } from 'pino';
 
@@ -18,7 +18,7 @@ const SINK_QUEUE = 'bench.relay-sink';
  */
 export async function createRelayBench(options: { databaseUrl: string; amqpUrl: string; events: number }) {
   const db = await connectDatabase({ databaseUrl: options.databaseUrl, poolSize: 4, dataDir: '/tmp' });
-  await migrate(db, SCHEMA, [outboxMigration]);
+  await migrate(db, SCHEMA, outboxMigrations);
   const connection = new Connection({ url: options.amqpUrl, connectionName: 'bench' });
   // A queue takes the messages, as consumers' queues do; purged between rounds.
   await connection.queueDeclare({ queue: SINK_QUEUE, durable: false, arguments: { 'x-max-length': 1_000_000 } });

@@ -21,14 +21,16 @@ async function reportDefect(system: TestSystem, title: string) {
   return { engineer, defectId: defect.body.id as number };
 }
 
-/** The id of the status change event, from the defects service's outbox. */
+/** The id of the status change event, once the event log has it (the outbox lets it go once published). */
 async function statusChangeEventId(system: TestSystem, defectId: number): Promise<string> {
-  const { rows } = await system.host.db.query<{ event_id: string }>(
-    `SELECT event_id FROM defects.outbox WHERE event_type = 'defect.status_changed' AND (body::jsonb -> 'data' ->> 'defect_id')::int = $1 ORDER BY id`,
-    [defectId],
-  );
-  assert.equal(rows.length, 1);
-  return rows[0].event_id;
+  return eventually(async () => {
+    const { rows } = await system.host.db.query<{ event_id: string }>(
+      `SELECT event_id FROM event_log.events WHERE event_type = 'defect.status_changed' AND defect_id = $1 ORDER BY seq`,
+      [defectId],
+    );
+    assert.ok(rows.length <= 1, `one status change, not ${rows.length}`);
+    return rows[0]?.event_id;
+  }, 10_000, 'the status change in the event log');
 }
 
 describe('notifications in embedded mode, without SMTP: .eml files', () => {

@@ -48,17 +48,17 @@ interface OutboxRow {
   body: string;
   headers: Record<string, string>;
   created_at: Date;
-  /** Unpublished rows at or below the read's cursor, when it was read. */
+  /** Rows left in the outbox at or below the read's cursor, when it was read. */
   behind: number;
 }
 
 /**
- * Publishes a service's committed events in commit order and marks them published only
- * after the broker confirmed them. One relay at a time per service holds the advisory lock,
- * so several replicas never publish the same rows side by side or out of order.
+ * Publishes a service's committed events in commit order and deletes them from the outbox
+ * only after the broker confirmed them. One relay at a time per service holds the advisory
+ * lock, so several replicas never publish the same rows side by side or out of order.
  *
  * While it holds the lock the relay keeps publishing: it reads and sends the next rows while
- * the broker still confirms earlier ones (up to maxInFlight), and marks each batch once it
+ * the broker still confirms earlier ones (up to maxInFlight), and deletes each batch once it
  * and every batch before it are confirmed. Waiting for each batch's confirms before reading
  * on had events wait a whole confirm round trip behind the previous batch.
  */
@@ -84,19 +84,20 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const nextWake = () => new Promise<void>((resolve) => (signalWake = resolve));
 
   /**
-   * The next rows after the cursor, and how many unpublished rows are at or below the cursor
-   * (one row with a null id when none follow): more than the relay has unmarked means a
-   * transaction committed a row behind the cursor after the cursor passed it (ids are taken
-   * at INSERT, rows seen at COMMIT).
+   * The next rows after the cursor, and how many rows are left at or below the cursor (one
+   * row with a null id when none follow): more than the relay has sent and not yet deleted
+   * means a transaction committed a row behind the cursor after the cursor passed it (ids
+   * are taken at INSERT, rows seen at COMMIT).
    */
   const readSql = `
     SELECT next.*, behind.count AS behind
-    FROM (SELECT count(*)::int FROM ${schema}.outbox WHERE published_at IS NULL AND id <= $2) behind
+    FROM (SELECT count(*)::int FROM ${schema}.outbox WHERE id <= $2) behind
     LEFT JOIN LATERAL (
       SELECT id, event_id, event_type, body, headers, created_at FROM ${schema}.outbox
-      WHERE published_at IS NULL AND id > $2 ORDER BY id LIMIT $1
+      WHERE id > $2 ORDER BY id LIMIT $1
     ) next ON true`;
-  const markSql = `UPDATE ${schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])`;
+  /** Published is deleted: the outbox holds only what waits. */
+  const deleteSql = `DELETE FROM ${schema}.outbox WHERE id = ANY($1::bigint[])`;
 
   const announce = (rows: OutboxRow[]) => {
     for (const row of rows) {
@@ -109,7 +110,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * Publishes while there is something to publish, for up to maxBurstMs, on a connection
    * holding the lock; true when it stopped for time, with rows perhaps left. Statements run
    * in the order they are sent on that connection, so when a read runs, the relay knows
-   * exactly how many of its rows are still unmarked.
+   * exactly how many of the rows it sent are still there.
    */
   const burst = () =>
     db.session(async (connection) => {
@@ -117,23 +118,23 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       const startedAt = performance.now();
       const batches: Array<{ size: number; done: Promise<void> }> = [];
       let cursor = 0;
-      let unmarked = 0; // published rows whose mark is not sent yet
+      let sentNotDeleted = 0; // published rows whose DELETE is not sent yet
       let inFlight = 0; // published rows whose batch is not settled
       let failure: unknown;
       let previous: Promise<void> = Promise.resolve();
 
-      /** Publishes at once; marks once this batch and all before it are confirmed. */
+      /** Publishes at once; deletes once this batch and all before it are confirmed. */
       const send = (rows: OutboxRow[]) => {
         const confirmed = transport.publish(rows.map((row) => toMessage(row, appId)), connection);
         confirmed.catch(() => undefined); // awaited below; not unhandled meanwhile
-        unmarked += rows.length;
+        sentNotDeleted += rows.length;
         inFlight += rows.length;
         const done = previous.then(async () => {
           try {
             if (failure) return; // a batch before failed: this one is published again, after it
             await confirmed;
-            unmarked -= rows.length;
-            await connection.query(markSql, [rows.map((row) => row.id)]);
+            sentNotDeleted -= rows.length;
+            await connection.query(deleteSql, [rows.map((row) => row.id)]);
             announce(rows);
           } catch (error) {
             failure ??= error;
@@ -152,9 +153,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           wokenWhileRunning = false;
           const read = await connection.query<OutboxRow>(readSql, [batchSize, cursor]);
           const rows = read.rows.filter((row) => row.id !== null);
-          if (read.rows[0].behind > unmarked) {
+          if (read.rows[0].behind > sentNotDeleted) {
             // A late row: publish it before anything after it, reading again from the oldest
-            // unpublished row once everything in flight is marked.
+            // row once everything in flight is deleted.
             await previous;
             cursor = 0;
             continue;

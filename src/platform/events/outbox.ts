@@ -44,28 +44,41 @@ export interface Outbox {
   onCommit(listener: () => void): void;
 }
 
-export const outboxMigration: Migration = {
-  id: 'platform/outbox-1',
-  sql: `
-    CREATE TABLE {schema}.outbox (
-      id bigserial PRIMARY KEY,
-      event_id uuid NOT NULL UNIQUE,
-      event_type text NOT NULL,
-      body text NOT NULL,
-      headers jsonb NOT NULL DEFAULT '{}',
-      created_at timestamptz NOT NULL DEFAULT now(),
-      published_at timestamptz
-    );
-    -- The relay reads only the unpublished tail; published rows do not slow it down.
-    CREATE INDEX outbox_unpublished ON {schema}.outbox (id) WHERE published_at IS NULL;
-  `,
-};
+/** The outbox table of a service's schema, as it has grown: a service lists them all. */
+export const outboxMigrations: Migration[] = [
+  {
+    id: 'platform/outbox-1',
+    sql: `
+      CREATE TABLE {schema}.outbox (
+        id bigserial PRIMARY KEY,
+        event_id uuid NOT NULL UNIQUE,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        headers jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        published_at timestamptz
+      );
+      CREATE INDEX outbox_unpublished ON {schema}.outbox (id) WHERE published_at IS NULL;
+    `,
+  },
+  {
+    // A published event is deleted instead of marked: marking wrote a new row version and
+    // two index entries per event, and kept every event ever published (the event log
+    // keeps them). The outbox holds only what waits.
+    id: 'platform/outbox-2',
+    sql: `
+      DELETE FROM {schema}.outbox WHERE published_at IS NOT NULL;
+      DROP INDEX {schema}.outbox_unpublished;
+      ALTER TABLE {schema}.outbox DROP COLUMN published_at;
+    `,
+  },
+];
 
 /** How many committed events wait, and how long the oldest has (null when none). */
 export async function outboxBacklog(db: Queryable, schema: string): Promise<{ pending: number; oldestSeconds: number | null }> {
   const { rows } = await db.query<{ pending: number; oldest: number | null }>(
     `SELECT count(*)::int AS pending, extract(epoch FROM now() - min(created_at))::float8 AS oldest
-     FROM ${schema}.outbox WHERE published_at IS NULL`,
+     FROM ${schema}.outbox`,
   );
   return { pending: rows[0].pending, oldestSeconds: rows[0].oldest };
 }

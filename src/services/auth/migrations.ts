@@ -1,5 +1,5 @@
 import type { Migration } from '../../platform/db/migrate.ts';
-import { outboxMigration } from '../../platform/events/outbox.ts';
+import { outboxMigrations } from '../../platform/events/outbox.ts';
 
 export const authMigrations: Migration[] = [
   {
@@ -18,5 +18,5 @@ export const authMigrations: Migration[] = [
       CREATE UNIQUE INDEX users_username_unique ON {schema}.users (lower(username));
     `,
   },
-  outboxMigration,
+  ...outboxMigrations,
 ];

@@ -1,6 +1,6 @@
 import type { Migration } from '../../platform/db/migrate.ts';
 import { inboxMigration } from '../../platform/events/event-consumer.ts';
-import { outboxMigration } from '../../platform/events/outbox.ts';
+import { outboxMigrations } from '../../platform/events/outbox.ts';
 
 export const defectsMigrations: Migration[] = [
   {
@@ -32,6 +32,6 @@ export const defectsMigrations: Migration[] = [
       );
     `,
   },
-  outboxMigration,
+  ...outboxMigrations,
   inboxMigration,
 ];

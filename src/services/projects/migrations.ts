@@ -1,5 +1,5 @@
 import type { Migration } from '../../platform/db/migrate.ts';
-import { outboxMigration } from '../../platform/events/outbox.ts';
+import { outboxMigrations } from '../../platform/events/outbox.ts';
 
 export const projectsMigrations: Migration[] = [
   {
@@ -16,5 +16,5 @@ export const projectsMigrations: Migration[] = [
       CREATE INDEX projects_owner ON {schema}.projects (owner_id);
     `,
   },
-  outboxMigration,
+  ...outboxMigrations,
 ];
