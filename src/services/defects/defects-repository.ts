@@ -1,5 +1,6 @@
 import type { Queryable } from '../../platform/db/database.ts';
 import type { DefectPriority, DefectStatus } from './defect-workflow.ts';
+import type { KnownProject } from './project-directory.ts';
 
 export interface Defect {
   id: number;
@@ -32,12 +33,19 @@ export type NewDefectRow = DefectFields & { id: number; project_id: number; repo
 
 export const defectsRepository = {
   /**
-   * The id the next defect will have, taken before its INSERT: its events carry it, so they
-   * can be stored by the INSERT's own statement.
+   * The id the next defect will have, taken before its INSERT (its events carry it, so they
+   * can be stored by the INSERT's own statement), and the project as this service knows it:
+   * one round trip.
    */
-  async reserveId(db: Queryable): Promise<number> {
-    const { rows } = await db.query<{ id: number }>(`SELECT nextval('defects.defects_id_seq')::int AS id`);
-    return rows[0].id;
+  async reserveId(db: Queryable, projectId: number): Promise<{ id: number; known: KnownProject | undefined }> {
+    const { rows } = await db.query<{ id: number; project: KnownProject | null }>(
+      `SELECT nextval('defects.defects_id_seq')::int AS id,
+         (SELECT row_to_json(p) FROM (SELECT id, name, owner_id, deleted_at FROM defects.known_projects WHERE id = $1) p) AS project`,
+      [projectId],
+    );
+    const { id, project } = rows[0];
+    // row_to_json writes the timestamp as text.
+    return { id, known: project ? { ...project, deleted_at: project.deleted_at && new Date(project.deleted_at) } : undefined };
   },
 
   /** The INSERT of a defect with a reserved id, as a statement to run (with its events). */

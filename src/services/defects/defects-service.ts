@@ -49,8 +49,8 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       assertMayReport(actor.user);
       const status = input.status ?? INITIAL_STATUS;
       assertInitialStatus(status);
-      // Side by side on two connections: one round trip's wait instead of two.
-      const [project, id] = await Promise.all([projects.resolve(input.project_id, actor), defectsRepository.reserveId(db)]);
+      const { id, known } = await defectsRepository.reserveId(db, input.project_id);
+      const project = await projects.resolveFrom(known, input.project_id, actor);
       if (!project) throw projectNotFound(input.project_id);
       const defect: NewDefectRow = {
         id,

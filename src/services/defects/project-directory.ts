@@ -51,18 +51,23 @@ export function createProjectDirectory(deps: { db: Database; projectsUrl: string
     return rows[0];
   };
 
+  const resolveFrom = async (known: KnownProject | undefined, id: number, actor: Actor): Promise<KnownProject | undefined> => {
+    if (known) return known.deleted_at ? undefined : known;
+    const fetched = await fetchFromProjectsService(id, actor);
+    if (!fetched) return undefined;
+    await remember(db, fetched);
+    return { id: fetched.id, name: fetched.name, owner_id: fetched.owner_id, deleted_at: null };
+  };
+
   return {
     find,
 
-    /** The live project, or undefined when it does not exist or was deleted. Call outside a transaction. */
-    async resolve(id: number, actor: Actor): Promise<KnownProject | undefined> {
-      const known = await find(db, id);
-      if (known) return known.deleted_at ? undefined : known;
-      const fetched = await fetchFromProjectsService(id, actor);
-      if (!fetched) return undefined;
-      await remember(db, fetched);
-      return { id: fetched.id, name: fetched.name, owner_id: fetched.owner_id, deleted_at: null };
-    },
+    /**
+     * The live project, or undefined when it does not exist or was deleted, from a lookup of
+     * the local copy already made (read along with something else). Call outside a transaction.
+     */
+    resolveFrom,
+
 
     /** Consumer handlers keeping the copy current; each is safe in any order. */
     handlers: {
