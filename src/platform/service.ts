@@ -22,6 +22,8 @@ export interface ConsumerDefinition {
   handlers?: Record<string, EventHandler>;
   batch?: BatchOptions;
   prefetch?: number;
+  /** See EventConsumerOptions. */
+  maxEventsPerTransaction?: number;
 }
 
 /**

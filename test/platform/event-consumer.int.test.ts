@@ -101,7 +101,7 @@ for (const kind of ['amqp', 'in-process'] as const) {
   describe(`event consumer runtime (${kind})`, () => {
     let fixture: Fixture;
     let subscription: Subscription | undefined;
-    const subscribe = async (handler: EventHandler) => {
+    const subscribe = async (handler: EventHandler, options: { maxEventsPerTransaction?: number } = {}) => {
       subscription = startEventConsumer({
         db: fixture.db,
         transport: fixture.transport,
@@ -111,6 +111,7 @@ for (const kind of ['amqp', 'in-process'] as const) {
         handlers: { [EVENT_TYPE]: handler },
         retryDelaysMs: RETRY_DELAYS,
         prefetch: 5,
+        ...options,
       });
       await subscription.ready;
     };
@@ -188,6 +189,31 @@ for (const kind of ['amqp', 'in-process'] as const) {
       assert.equal(parked.reason, 'permanent_failure');
       assert.equal(parked.attempts, 1);
       assert.equal(calls, 1);
+    });
+
+    it('when events arrive together, then they share a transaction in arrival order; when one fails, only it retries and its handler runs once per attempt', async () => {
+      const calls: Array<{ item: number; attempt: number }> = [];
+      const committed: Array<{ item: number; transaction: string }> = [];
+      await subscribe(
+        async (tx, event, context) => {
+          calls.push({ item: event.data.item, attempt: context.attempt });
+          if (event.data.item === 13 && context.attempt === 1) throw new Error('item 13 fails once');
+          await recordEffect(tx, event, context);
+          const { rows } = await tx.query<{ transaction: string }>('SELECT txid_current()::text AS transaction');
+          context.afterCommit(() => committed.push({ item: event.data.item, transaction: rows[0].transaction }));
+        },
+        { maxEventsPerTransaction: 10 },
+      );
+      const items = [11, 12, 13, 14, 15, 16];
+      await fixture.publish(items.map((item) => eventMessage(item).message));
+      await eventually(async () => (await effects(fixture.db)).length === items.length, 10_000, 'every effect');
+
+      assert.deepEqual(await effects(fixture.db), items, 'each handled once');
+      assert.deepEqual(calls.filter((call) => call.item === 13).map((call) => call.attempt), [1, 2], 'the failing handler ran once per attempt');
+      assert.deepEqual(committed.map((entry) => entry.item), [11, 12, 14, 15, 16, 13], 'the others in arrival order, the failed one on its retry');
+      const transactions = new Set(committed.map((entry) => entry.transaction));
+      assert.ok(transactions.size < committed.length, `some events shared a transaction: ${JSON.stringify(committed)}`);
+      assert.deepEqual(await fixture.transport.deadLetters.list(CONSUMER), []);
     });
 
     it('when the same event is delivered twice, then it has one effect', async () => {

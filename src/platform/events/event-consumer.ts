@@ -37,6 +37,17 @@ export interface BatchOptions {
   maxWaitMs: number;
 }
 
+/** An event as it came, with its message and its logger. */
+interface Delivery {
+  event: EventEnvelope;
+  message: IncomingMessage;
+  log: Logger;
+}
+
+type HandledOrFailed = 'handled' | 'duplicate' | { failed: unknown };
+
+const asFailure = (error: unknown) => ({ failed: error });
+
 /** Thrown by a handler for a failure no retry can mend: the message is parked at once. */
 export class PermanentFailure extends Error {
   override name = 'PermanentFailure';
@@ -57,6 +68,11 @@ export interface EventConsumerOptions {
   /** One retry after each delay, then the dead-letter queue. */
   retryDelaysMs: number[];
   prefetch?: number;
+  /**
+   * With `handlers`: events that arrive together are handled one after the other, in the
+   * order they came, up to this many to a transaction (prefetch is raised to match).
+   */
+  maxEventsPerTransaction?: number;
   metrics?: Metrics;
 }
 
@@ -123,22 +139,79 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
       })
     : undefined;
 
-  const handleEvent = async (event: EventEnvelope, message: IncomingMessage, eventLog: Logger): Promise<'handled' | 'duplicate'> => {
-    if (batcher) return batcher.add(event);
-    const handler = findHandler(handlers, event.event_type);
+  /** Runs an event's handler in tx; false when the inbox had it already. */
+  const runHandler = async (tx: Queryable, delivery: Delivery, claimed: boolean, afterCommit: Array<() => void>) => {
+    if (!claimed) return 'duplicate' as const;
+    await findHandler(handlers, delivery.event.event_type)?.(tx, delivery.event, {
+      attempt: delivery.message.attempt,
+      headers: delivery.message.headers,
+      log: delivery.log,
+      afterCommit: (callback) => afterCommit.push(callback),
+    });
+    return 'handled' as const;
+  };
+
+  const handleAlone = async (delivery: Delivery): Promise<'handled' | 'duplicate'> => {
+    const { event } = delivery;
     const afterCommit: Array<() => void> = [];
     const outcome = await db.transaction(async (tx) => {
       const claim = await tx.query(claimSql, [name, event.event_id, event.event_type]);
-      if (claim.rowCount === 0) return 'duplicate' as const;
-      await handler?.(tx, event, {
-        attempt: message.attempt,
-        headers: message.headers,
-        log: eventLog,
-        afterCommit: (callback) => afterCommit.push(callback),
-      });
-      return 'handled' as const;
+      return runHandler(tx, delivery, claim.rowCount > 0, afterCommit);
     });
     for (const callback of afterCommit) callback();
+    return outcome;
+  };
+
+  /**
+   * Deliveries that came together, handled one after the other (in the order they came) in
+   * one transaction: four statements per event became one plus four per batch. When a
+   * handler fails, all roll back; the events before it are handled again together, the
+   * failing one takes its failure as its outcome (its handler is not run twice), and the
+   * events after it follow. Handlers must allow a rolled-back attempt, as any retry needs.
+   */
+  const handleTogether = async (deliveries: Delivery[]): Promise<HandledOrFailed[]> => {
+    if (deliveries.length <= 1) return Promise.all(deliveries.map((delivery) => handleAlone(delivery).catch(asFailure)));
+    const afterCommit: Array<() => void> = [];
+    let current = -1; // the delivery whose handler runs
+    try {
+      const outcomes = await db.transaction(async (tx) => {
+        const { rows } = await tx.query<{ event_id: string }>(batchClaimSql, [
+          name,
+          deliveries.map((delivery) => delivery.event.event_id),
+          deliveries.map((delivery) => delivery.event.event_type),
+        ]);
+        const claimed = new Set(rows.map((row) => row.event_id));
+        const results: Array<'handled' | 'duplicate'> = [];
+        for (current = 0; current < deliveries.length; current += 1) {
+          // A repeat within the batch counts once.
+          results.push(await runHandler(tx, deliveries[current], claimed.delete(deliveries[current].event.event_id), afterCommit));
+        }
+        current = -1;
+        return results;
+      });
+      for (const callback of afterCommit) callback();
+      return outcomes;
+    } catch (error) {
+      if (current < 0) {
+        // Not a handler's failure (the claim, the commit): each alone, each its own outcome.
+        const outcomes: HandledOrFailed[] = [];
+        for (const delivery of deliveries) outcomes.push(await handleAlone(delivery).catch(asFailure));
+        return outcomes;
+      }
+      const before = await handleTogether(deliveries.slice(0, current));
+      const after = await handleTogether(deliveries.slice(current + 1));
+      return [...before, asFailure(error), ...after];
+    }
+  };
+  const together = options.maxEventsPerTransaction && options.maxEventsPerTransaction > 1
+    ? createBatchWriter<Delivery, HandledOrFailed>({ write: handleTogether, maxBatch: options.maxEventsPerTransaction, maxWaitMs: 0 })
+    : undefined;
+
+  const handleEvent = async (delivery: Delivery): Promise<'handled' | 'duplicate'> => {
+    if (batcher) return batcher.add(delivery.event);
+    if (!together) return handleAlone(delivery);
+    const outcome = await together.add(delivery);
+    if (typeof outcome === 'object') throw outcome.failed;
     return outcome;
   };
 
@@ -158,7 +231,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     });
     const stopTimer = metrics?.handlerDuration.startTimer({ consumer: name, event_type: event.event_type });
     try {
-      const result = await handleEvent(event, message, eventLog);
+      const result = await handleEvent({ event, message, log: eventLog });
       stopTimer?.();
       eventLog.debug({ attempt: message.attempt, duplicate: result === 'duplicate' }, 'event handled');
       if (result === 'handled') {
@@ -189,7 +262,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
   return options.transport.subscribe({
     queue: name,
     bindings: options.batch?.bindings ?? Object.keys(handlers),
-    prefetch: options.prefetch ?? options.batch?.maxEvents ?? 10,
+    prefetch: Math.max(options.prefetch ?? options.batch?.maxEvents ?? 10, options.maxEventsPerTransaction ?? 0),
     retrySteps: retryDelaysMs.length,
     handle: async (message) => {
       try {
