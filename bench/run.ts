@@ -89,7 +89,7 @@ async function waitUntilConsumersIdle(timeoutMs = 60_000) {
   }
 }
 
-/** Commit → a consumer's handler: the event's timestamp (set in the committing transaction) to receipt. */
+/** Commit → a consumer's handler: the event's timestamp (taken as the change is made, just before its commit) to receipt. */
 async function measureLatency(system: { process: ServiceProcess; token: string; projectId: number }, seconds: number) {
   const connection = new Connection({ url: TEST_AMQP_URL, connectionName: 'bench-latency' });
   const delays: number[] = [];

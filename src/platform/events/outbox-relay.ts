@@ -125,7 +125,18 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
       /** Publishes at once; deletes once this batch and all before it are confirmed. */
       const send = (rows: OutboxRow[]) => {
-        const confirmed = transport.publish(rows.map((row) => toMessage(row, appId)), connection);
+        const messages = rows.map((row) => toMessage(row, appId));
+        const ids = rows.map((row) => row.id);
+        // Embedded, publishing is storing rows in the same database, on its one connection:
+        // stored and deleted from the outbox in one transaction, the hand-over neither loses
+        // nor repeats, and the reads that follow see it done.
+        const handedOver = transport.kind === 'in-process' && db.kind === 'embedded';
+        const confirmed = handedOver
+          ? db.transaction(async (tx) => {
+              await transport.publish(messages, tx);
+              await tx.query(deleteSql, [ids]);
+            })
+          : transport.publish(messages, connection);
         confirmed.catch(() => undefined); // awaited below; not unhandled meanwhile
         sentNotDeleted += rows.length;
         inFlight += rows.length;
@@ -134,7 +145,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
             if (failure) return; // a batch before failed: this one is published again, after it
             await confirmed;
             sentNotDeleted -= rows.length;
-            await connection.query(deleteSql, [rows.map((row) => row.id)]);
+            if (!handedOver) await connection.query(deleteSql, [ids]);
             announce(rows);
           } catch (error) {
             failure ??= error;

@@ -91,7 +91,7 @@ export interface EventTransport {
   readonly kind: 'amqp' | 'in-process';
   /**
    * Resolves once every message is safely with the broker (confirmed), or, in-process,
-   * stored through `db` (the relay's connection), before the relay marks them published.
+   * stored through `db` (the relay's transaction that also deletes them from the outbox).
    */
   publish(messages: OutgoingMessage[], db: Queryable): Promise<void>;
   subscribe(options: SubscriptionOptions): Subscription;
