@@ -167,7 +167,11 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
           });
           // The copy is confirmed in its retry or dead-letter queue before the original is acknowledged.
           await carryOut(message, outcome, attempt);
-          await report(message, outcome, attempt, routingKey);
+          // A report is the event log's view, not the outcome: a lost one must not send the
+          // message (and every other one sharing its report) round again.
+          await report(message, outcome, attempt, routingKey)?.catch((error: unknown) =>
+            log.warn({ err: error, queue }, 'delivery report not published; the event log shows an older status'),
+          );
           return ConsumerStatus.ACK;
         },
       );

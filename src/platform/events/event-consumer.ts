@@ -173,8 +173,9 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     if (deliveries.length <= 1) return Promise.all(deliveries.map((delivery) => handleAlone(delivery).catch(asFailure)));
     const afterCommit: Array<() => void> = [];
     let current = -1; // the delivery whose handler runs
+    let outcomes: Array<'handled' | 'duplicate'>;
     try {
-      const outcomes = await db.transaction(async (tx) => {
+      outcomes = await db.transaction(async (tx) => {
         const { rows } = await tx.query<{ event_id: string }>(batchClaimSql, [
           name,
           deliveries.map((delivery) => delivery.event.event_id),
@@ -189,8 +190,6 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
         current = -1;
         return results;
       });
-      for (const callback of afterCommit) callback();
-      return outcomes;
     } catch (error) {
       if (current < 0) {
         // Not a handler's failure (the claim, the commit): each alone, each its own outcome.
@@ -202,6 +201,9 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
       const after = await handleTogether(deliveries.slice(current + 1));
       return [...before, asFailure(error), ...after];
     }
+    // Committed: what a callback does after it is not the events' outcome.
+    for (const callback of afterCommit) callback();
+    return outcomes;
   };
   const together = options.maxEventsPerTransaction && options.maxEventsPerTransaction > 1
     ? createBatchWriter<Delivery, HandledOrFailed>({ write: handleTogether, maxBatch: options.maxEventsPerTransaction, maxWaitMs: 0 })

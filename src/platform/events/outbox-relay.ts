@@ -2,6 +2,7 @@ import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { outboxBacklog, type Outbox } from './outbox.ts';
+import { withTimeout } from '../timeout.ts';
 import { formatEventLogLine } from './python-json.ts';
 import type { EventTransport, OutgoingMessage } from './transport.ts';
 
@@ -27,6 +28,13 @@ export interface OutboxRelayOptions {
 
 /** A relay that is woken on every commit never leaves an event this long. */
 const STUCK_AFTER_SECONDS = 30;
+
+/**
+ * A confirm that has not come by then fails its batch (published again later): a broker
+ * that blocks publishers (a memory or disk alarm) must not hold the relay, its lock and
+ * its connection, nor the shutdown, for ever.
+ */
+const CONFIRM_TIMEOUT_MS = 30_000;
 
 export interface RelayStatus {
   ok: boolean;
@@ -120,32 +128,38 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       let cursor = 0;
       let sentNotDeleted = 0; // published rows whose DELETE is not sent yet
       let inFlight = 0; // published rows whose batch is not settled
-      let failure: unknown;
+      let failure: unknown; // the first batch that failed: later ones are not deleted
       let previous: Promise<void> = Promise.resolve();
+      // Embedded, publishing is storing rows in the same database, on its one connection:
+      // stored and deleted from the outbox in one transaction, the hand-over neither loses
+      // nor repeats. One batch at a time, after the one before succeeded.
+      const handedOver = transport.kind === 'in-process' && db.kind === 'embedded';
 
       /** Publishes at once; deletes once this batch and all before it are confirmed. */
       const send = (rows: OutboxRow[]) => {
         const messages = rows.map((row) => toMessage(row, appId));
         const ids = rows.map((row) => row.id);
-        // Embedded, publishing is storing rows in the same database, on its one connection:
-        // stored and deleted from the outbox in one transaction, the hand-over neither loses
-        // nor repeats, and the reads that follow see it done.
-        const handedOver = transport.kind === 'in-process' && db.kind === 'embedded';
         const confirmed = handedOver
-          ? db.transaction(async (tx) => {
-              await transport.publish(messages, tx);
-              await tx.query(deleteSql, [ids]);
-            })
-          : transport.publish(messages, connection);
-        confirmed.catch(() => undefined); // awaited below; not unhandled meanwhile
+          ? undefined
+          : withTimeout(transport.publish(messages, connection), CONFIRM_TIMEOUT_MS, 'the broker\'s confirm');
+        // Nothing more is sent after a failed batch: a later one must not overtake it.
+        confirmed?.catch((error: unknown) => (failure ??= error));
         sentNotDeleted += rows.length;
         inFlight += rows.length;
         const done = previous.then(async () => {
           try {
             if (failure) return; // a batch before failed: this one is published again, after it
-            await confirmed;
-            sentNotDeleted -= rows.length;
-            if (!handedOver) await connection.query(deleteSql, [ids]);
+            if (handedOver) {
+              await db.transaction(async (tx) => {
+                await transport.publish(messages, tx);
+                await tx.query(deleteSql, [ids]);
+              });
+              sentNotDeleted -= rows.length;
+            } else {
+              await confirmed;
+              sentNotDeleted -= rows.length;
+              await connection.query(deleteSql, [ids]);
+            }
             announce(rows);
           } catch (error) {
             failure ??= error;
@@ -162,15 +176,19 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         while (!closed && !failure) {
           if (performance.now() - startedAt > maxBurstMs) return true;
           wokenWhileRunning = false;
+          // What the read will count of ours: the DELETEs sent before it (a batch confirmed
+          // while the read runs sends its DELETE after the read).
+          const ours = sentNotDeleted;
           const read = await connection.query<OutboxRow>(readSql, [batchSize, cursor]);
           const rows = read.rows.filter((row) => row.id !== null);
-          if (read.rows[0].behind > sentNotDeleted) {
+          if (read.rows[0].behind > ours) {
             // A late row: publish it before anything after it, reading again from the oldest
             // row once everything in flight is deleted.
             await previous;
             cursor = 0;
             continue;
           }
+          if (failure) break;
           if (rows.length > 0) {
             send(rows);
             cursor = rows.at(-1)!.id;

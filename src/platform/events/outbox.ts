@@ -136,8 +136,9 @@ export function createOutbox(options: { db: Database; schema: string }): Outbox 
       const { events, added, insertParams } = collectEvents(context);
       addEvents(events);
       if (added.length === 0) return (await db.query<Row>(change.sql, change.params)).rows;
+      // The events only if the change changed something.
       const { rows } = await db.query<Row>(
-        `WITH changed AS (${change.sql}), stored_events AS (${insertSql(change.params.length + 1)}) SELECT * FROM changed`,
+        `WITH changed AS (${change.sql}), stored_events AS (${insertSql(change.params.length + 1)} WHERE EXISTS (SELECT 1 FROM changed)) SELECT * FROM changed`,
         [...change.params, ...insertParams()],
       );
       committed();

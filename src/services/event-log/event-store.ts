@@ -70,11 +70,11 @@ export const eventStore = {
 
   /** Oldest first, after `afterSeq` (the stream's catch-up and the defect history). */
   async listAfter(db: Queryable, filter: EventFilter, afterSeq: number, limit: number, untilSeq?: number): Promise<RecordedEvent[]> {
-    const { where, params } = filterToSql(filter, 3);
-    const upper = untilSeq === undefined ? '' : ` AND seq <= ${Number(untilSeq)}`;
+    const { where, params } = filterToSql(filter, 4);
+    // The bound as a parameter: statements are prepared by their text, which must not vary.
     const { rows } = await db.query<RecordedEvent>(
-      `SELECT ${COLUMNS} FROM event_log.events WHERE seq > $1${upper}${where.map((w) => ` AND ${w}`).join('')} ORDER BY seq LIMIT $2`,
-      [afterSeq, limit, ...params],
+      `SELECT ${COLUMNS} FROM event_log.events WHERE seq > $1 AND seq <= $3${where.map((w) => ` AND ${w}`).join('')} ORDER BY seq LIMIT $2`,
+      [afterSeq, limit, untilSeq ?? Number.MAX_SAFE_INTEGER, ...params],
     );
     return rows;
   },
