@@ -17,7 +17,7 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Rows published and not yet confirmed, at most. */
   maxInFlight?: number;
-  /** A busy relay lets go of its lock this often, so that it never holds it for long. */
+  /** A busy relay lets go of its lock after this long if another replica's relay waits for it. */
   maxBurstMs?: number;
   /** After a failed publish, the next attempt (sooner if the broker reconnects). */
   retryDelayMs?: number;
@@ -104,6 +104,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       SELECT id, event_id, event_type, body, headers, created_at FROM ${schema}.outbox
       WHERE id > $2 ORDER BY id LIMIT $1
     ) next ON true`;
+  /** Whether another session waits for an advisory lock this one holds (the relay's). */
+  const waitingSql = `
+    SELECT EXISTS (
+      SELECT 1 FROM pg_locks held JOIN pg_locks waiting USING (locktype, database, classid, objid, objsubid)
+      WHERE held.locktype = 'advisory' AND held.pid = pg_backend_pid() AND held.granted AND NOT waiting.granted
+    ) AS waiting`;
   /** Published is deleted: the outbox holds only what waits. */
   const deleteSql = `DELETE FROM ${schema}.outbox WHERE id = ANY($1::bigint[])`;
 
@@ -115,15 +121,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   /**
-   * Publishes while there is something to publish, for up to maxBurstMs, on a connection
-   * holding the lock; true when it stopped for time, with rows perhaps left. Statements run
+   * Publishes while there is something to publish, on a connection holding the lock; true
+   * when it stopped, after maxBurstMs, for a replica waiting, with rows perhaps left. Statements run
    * in the order they are sent on that connection, so when a read runs, the relay knows
    * exactly how many of the rows it sent are still there.
    */
   const burst = () =>
     db.session(async (connection) => {
       await connection.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
-      const startedAt = performance.now();
+      let startedAt = performance.now();
       const batches: Array<{ size: number; done: Promise<void> }> = [];
       let cursor = 0;
       let sentNotDeleted = 0; // published rows whose DELETE is not sent yet
@@ -174,7 +180,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
       try {
         while (!closed && !failure) {
-          if (performance.now() - startedAt > maxBurstMs) return true;
+          if (performance.now() - startedAt > maxBurstMs) {
+            // Handing over costs a pause (every confirm awaited, the lock taken again): only
+            // when another replica's relay waits for the lock.
+            if ((await connection.query<{ waiting: boolean }>(waitingSql)).rows[0].waiting) return true;
+            startedAt = performance.now();
+          }
           wokenWhileRunning = false;
           // What the read will count of ours: the DELETEs sent before it (a batch confirmed
           // while the read runs sends its DELETE after the read).
