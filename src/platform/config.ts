@@ -15,7 +15,8 @@ const ConfigSchema = Type.Object({
   PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   DATA_DIR: Type.String({ default: './data' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
-  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  // Unset: each entry point's own default (a service 10, the all-in-one process 20).
+  DATABASE_POOL_SIZE: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
   AMQP_URL: Type.Optional(Type.String({ pattern: '^amqps?://' })),
   DEMO_USER: Type.Optional(Credentials),
   ADMIN_USER: Type.Optional(Credentials),

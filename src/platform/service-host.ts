@@ -22,6 +22,8 @@ export interface HostOptions {
   port: number;
   verifyToken: TokenVerifier;
   modules(deps: ServiceDeps): ServiceModule[] | Promise<ServiceModule[]>;
+  /** The pool's size when DATABASE_POOL_SIZE is unset; 10 if not given. */
+  defaultPoolSize?: number;
 }
 
 export interface RunningHost {
@@ -39,7 +41,8 @@ export interface RunningHost {
  */
 export async function startHost(options: HostOptions): Promise<RunningHost> {
   const { config, log } = options;
-  const db = await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: config.DATABASE_POOL_SIZE, dataDir: config.DATA_DIR });
+  const poolSize = config.DATABASE_POOL_SIZE ?? options.defaultPoolSize ?? DEFAULT_POOL_SIZE;
+  const db = await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize, dataDir: config.DATA_DIR });
   const transport: EventTransport = config.AMQP_URL
     ? createAmqpTransport({ url: config.AMQP_URL, log: log.child({ component: 'amqp' }), connectionName: options.name })
     : await createInProcessTransport({ db, log: log.child({ component: 'in-process-transport' }) });
@@ -121,6 +124,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
 }
 
 const QUEUE_SETUP_WAIT_MS = 5_000;
+const DEFAULT_POOL_SIZE = 10;
 
 /** Bounded: with the broker down the service still starts; its queues come with the connection. */
 async function waitUntilReady(subscriptions: Subscription[], log: Logger): Promise<void> {

@@ -62,12 +62,12 @@ describe('loadConfig defaults', () => {
     assert.equal(loadConfig({ DATA_DIR: '/srv/defects' }).DATA_DIR, '/srv/defects');
   });
 
-  it('defaults LOG_LEVEL to info, ACCESS_TOKEN_TTL_SECONDS to 3600, HOST to 0.0.0.0, the pool to 10, PORT to unset', () => {
+  it('defaults LOG_LEVEL to info, ACCESS_TOKEN_TTL_SECONDS to 3600, HOST to 0.0.0.0, the pool and PORT to unset (each entry point has its own)', () => {
     const config = loadConfig({});
     assert.equal(config.LOG_LEVEL, 'info');
     assert.equal(config.ACCESS_TOKEN_TTL_SECONDS, 3600);
     assert.equal(config.HOST, '0.0.0.0');
-    assert.equal(config.DATABASE_POOL_SIZE, 10);
+    assert.equal(config.DATABASE_POOL_SIZE, undefined);
     assert.equal(config.PORT, undefined);
   });
 });
