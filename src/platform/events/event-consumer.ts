@@ -112,17 +112,21 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
   const batchClaimSql = `
     INSERT INTO ${schema}.inbox (consumer, event_id, event_type)
     SELECT $1, * FROM unnest($2::uuid[], $3::text[]) ON CONFLICT DO NOTHING RETURNING event_id`;
+  /** The ids of the events the inbox had not seen, now claimed in tx. */
+  const claimMany = async (tx: Queryable, events: EventEnvelope[]) => {
+    const { rows } = await tx.query<{ event_id: string }>(batchClaimSql, [
+      name,
+      events.map((event) => event.event_id),
+      events.map((event) => event.event_type),
+    ]);
+    return new Set(rows.map((row) => row.event_id));
+  };
 
   /** One transaction for the events that came together; a result per event, in order. */
   const handleBatch = async (events: EventEnvelope[]): Promise<Array<'handled' | 'duplicate'>> => {
     const afterCommit: Array<() => void> = [];
     const results = await db.transaction(async (tx) => {
-      const { rows } = await tx.query<{ event_id: string }>(batchClaimSql, [
-        name,
-        events.map((event) => event.event_id),
-        events.map((event) => event.event_type),
-      ]);
-      const claimed = new Set(rows.map((row) => row.event_id));
+      const claimed = await claimMany(tx, events);
       const fresh = events.filter((event) => claimed.delete(event.event_id)); // a repeat within the batch counts once
       await options.batch!.handle(tx, fresh, { log, afterCommit: (callback) => afterCommit.push(callback) });
       const handled = new Set(fresh);
@@ -176,12 +180,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
     let outcomes: Array<'handled' | 'duplicate'>;
     try {
       outcomes = await db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ event_id: string }>(batchClaimSql, [
-          name,
-          deliveries.map((delivery) => delivery.event.event_id),
-          deliveries.map((delivery) => delivery.event.event_type),
-        ]);
-        const claimed = new Set(rows.map((row) => row.event_id));
+        const claimed = await claimMany(tx, deliveries.map((delivery) => delivery.event));
         const results: Array<'handled' | 'duplicate'> = [];
         for (current = 0; current < deliveries.length; current += 1) {
           // A repeat within the batch counts once.

@@ -122,15 +122,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   /**
    * Publishes while there is something to publish, on a connection holding the lock; true
-   * when it stopped, after maxBurstMs, for a replica waiting, with rows perhaps left. Statements run
-   * in the order they are sent on that connection, so when a read runs, the relay knows
-   * exactly how many of the rows it sent are still there.
+   * when it stopped (after maxBurstMs, for a replica waiting) with rows perhaps left.
+   * Statements run in the order they are sent on that connection, so when a read runs, the
+   * relay knows exactly how many of the rows it sent are still there.
    */
   const burst = () =>
     db.session(async (connection) => {
       await connection.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
       let startedAt = performance.now();
-      const batches: Array<{ size: number; done: Promise<void> }> = [];
+      const batches: Array<Promise<void>> = []; // each batch's confirm and DELETE, in order
       let cursor = 0;
       let sentNotDeleted = 0; // published rows whose DELETE is not sent yet
       let inFlight = 0; // published rows whose batch is not settled
@@ -174,7 +174,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
             batches.shift();
           }
         });
-        batches.push({ size: rows.length, done });
+        batches.push(done);
         previous = done;
       };
 
@@ -204,7 +204,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
             send(rows);
             cursor = rows.at(-1)!.id;
           }
-          if (inFlight >= maxInFlight) await batches[0]?.done;
+          if (inFlight >= maxInFlight) await batches[0];
           else if (rows.length < batchSize) {
             // Caught up: read again when woken; stop once all is confirmed and nothing came.
             if (!wokenWhileRunning) await Promise.race([previous, nextWake()]);
