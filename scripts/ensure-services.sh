@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL (5432) and RabbitMQ (5672) answer before the tests run:
-# starts them when they are installed on this machine but stopped. Quiet when both are up.
+# starts them when they are installed on this machine but stopped, and gives the tests and
+# the bench a RabbitMQ vhost of their own (never the default vhost `/`, where a deployment
+# may run). Quiet when all is in place.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -35,5 +37,15 @@ if ! port_open 5672; then
     rabbitmqctl await_startup >/dev/null 2>&1 || true
   else
     echo "ensure-services: RabbitMQ is not listening on 5672 and is not installed here; set TEST_AMQP_URL" >&2
+  fi
+fi
+
+# The tests' vhost (test/support/environment.ts names it). Skipped when TEST_AMQP_URL points
+# elsewhere: whoever set it provides the vhost.
+TEST_VHOST=defect-control-test
+if [ -z "${TEST_AMQP_URL:-}" ] && command -v rabbitmqctl >/dev/null 2>&1; then
+  if ! rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$TEST_VHOST"; then
+    rabbitmqctl -q add_vhost "$TEST_VHOST" >/dev/null
+    rabbitmqctl -q set_permissions -p "$TEST_VHOST" guest '.*' '.*' '.*' >/dev/null
   fi
 fi

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestUser } from '../support/api-client.ts';
 import { bindTestQueue, startTcpProxy, type TcpProxy, type TestQueue } from '../support/broker.ts';
+import { amqpUrlThroughPort, testBrokerAddress } from '../support/environment.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 describe('broker outage', () => {
@@ -11,8 +12,8 @@ describe('broker outage', () => {
   let user: TestUser;
 
   before(async () => {
-    proxy = await startTcpProxy({ host: '127.0.0.1', port: 5672 });
-    system = await startTestSystem({ mode: 'postgres', env: { AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}` } });
+    proxy = await startTcpProxy(testBrokerAddress());
+    system = await startTestSystem({ mode: 'postgres', env: { AMQP_URL: amqpUrlThroughPort(proxy.port) } });
     queue = await bindTestQueue(['project.*', 'defect.*']);
     user = await system.api.createUser('manager');
   });

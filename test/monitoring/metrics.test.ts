@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { emailOf, type TestUser } from '../support/api-client.ts';
 import { startTcpProxy, type TcpProxy } from '../support/broker.ts';
+import { amqpUrlThroughPort, testBrokerAddress } from '../support/environment.ts';
 import { scrapeMetrics } from '../support/metrics.ts';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
@@ -17,11 +18,11 @@ describe('metrics move when what they count happens', () => {
   const metrics = () => scrapeMetrics(system.url);
 
   before(async () => {
-    proxy = await startTcpProxy({ host: '127.0.0.1', port: 5672 });
+    proxy = await startTcpProxy(testBrokerAddress());
     sink = await startSmtpSink();
     system = await startTestSystem({
       mode: 'postgres',
-      env: { AMQP_URL: `amqp://guest:guest@127.0.0.1:${proxy.port}`, SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' },
+      env: { AMQP_URL: amqpUrlThroughPort(proxy.port), SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' },
     });
     manager = await system.api.createUser('manager');
     engineer = await system.api.createUser('engineer');

@@ -13,7 +13,7 @@ import { inboxMigration, PermanentFailure, startEventConsumer, type EventHandler
 import { createInProcessTransport } from '../../src/platform/events/in-process-transport.ts';
 import type { EventTransport, OutgoingMessage, Subscription } from '../../src/platform/events/transport.ts';
 import { deleteQueues, startTcpProxy, withBroker } from '../support/broker.ts';
-import { TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
+import { amqpUrlThroughPort, TEST_AMQP_URL, TEST_POSTGRES_URL, testBrokerAddress } from '../support/environment.ts';
 import { captureLogs } from '../support/log-capture.ts';
 import { eventually } from '../support/test-system.ts';
 
@@ -273,8 +273,8 @@ for (const kind of ['amqp', 'in-process'] as const) {
 describe('event consumer through a broker outage', () => {
   it('when the RabbitMQ connection is cut while events flow, then the consumer reconnects and every event has exactly one effect', async () => {
     await deleteQueues([CONSUMER, `${CONSUMER}.dlq`, `${CONSUMER}.retry.1`, `${CONSUMER}.retry.2`]);
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: 5672 });
-    const fixture = await createFixture('amqp', `amqp://guest:guest@127.0.0.1:${proxy.port}`);
+    const proxy = await startTcpProxy(testBrokerAddress());
+    const fixture = await createFixture('amqp', amqpUrlThroughPort(proxy.port));
     const subscription = startEventConsumer({
       db: fixture.db, transport: fixture.transport, log: captureLogs('fatal').log, schema: SCHEMA, name: CONSUMER,
       handlers: { [EVENT_TYPE]: async (tx, event, context) => {

@@ -1,8 +1,29 @@
 import { CONSUMER_NAMES } from '../../src/services/consumer-names.ts';
 
-/** Where the tests find PostgreSQL and RabbitMQ (the README's defaults; override to point elsewhere). */
+/** Where the tests find PostgreSQL (the README's default; override to point elsewhere). */
 export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
-export const TEST_AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/**
+ * Where the tests find RabbitMQ: a vhost of their own (`scripts/ensure-services.sh` creates
+ * it), never the default vhost `/`, so that a deployment on the same broker keeps its queues
+ * and messages while the tests delete and re-declare theirs.
+ */
+export const TEST_AMQP_VHOST = 'defect-control-test';
+export const TEST_AMQP_URL = process.env.TEST_AMQP_URL ?? `amqp://guest:guest@127.0.0.1:5672/${TEST_AMQP_VHOST}`;
+
+/** TEST_AMQP_URL's broker address, for a TCP proxy in front of it. */
+export function testBrokerAddress(): { host: string; port: number } {
+  const url = new URL(TEST_AMQP_URL);
+  return { host: url.hostname, port: Number(url.port || 5672) };
+}
+
+/** TEST_AMQP_URL reached through a proxy listening on 127.0.0.1:`port` (same credentials and vhost). */
+export function amqpUrlThroughPort(port: number): string {
+  const url = new URL(TEST_AMQP_URL);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  return url.toString();
+}
 
 /**
  * The durable queues the services declare, with their retry and dead-letter queues: a fresh
