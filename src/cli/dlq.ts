@@ -12,7 +12,7 @@ import { connectDatabase } from '../platform/db/connect.ts';
 import { createAmqpDeadLetters } from '../platform/events/amqp-dead-letters.ts';
 import { createInProcessTransport } from '../platform/events/in-process-transport.ts';
 import type { DeadLetterQueues, ParkedMessage } from '../platform/events/transport.ts';
-import { DomainError } from '../platform/http/errors.ts';
+import { DomainError } from '../platform/errors/domain-error.ts';
 import { createLogger } from '../platform/logger.ts';
 import { DEFAULT_PORT } from '../all-in-one.ts';
 import { ALL_CONSUMERS } from '../services/consumer-names.ts';

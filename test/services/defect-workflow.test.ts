@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DomainError } from '../../src/platform/http/errors.ts';
+import { DomainError } from '../../src/platform/errors/domain-error.ts';
 import {
   assertInitialStatus,
   assertTransitionAllowed,

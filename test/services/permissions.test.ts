@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AuthenticatedUser } from '../../src/platform/auth/access-token.ts';
-import { DomainError } from '../../src/platform/http/errors.ts';
+import { DomainError } from '../../src/platform/errors/domain-error.ts';
 import { assertMayChange, assertMayDelete, assertMayReport } from '../../src/services/defects/defect-permissions.ts';
 import { assertMayChangeProject, assertMayCreateProject } from '../../src/services/projects/project-permissions.ts';
 

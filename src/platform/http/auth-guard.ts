@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AuthenticatedUser, TokenVerifier } from '../auth/access-token.ts';
-import { DomainError, unauthenticated } from './errors.ts';
+import { unauthenticated, upstreamUnavailable } from '../errors/common-errors.ts';
 
 /** The auth service's key set could not be fetched: our outage, not the caller's bad token. */
 function isKeySourceUnavailable(error: unknown): boolean {
@@ -30,7 +30,7 @@ export const authGuard = fp(
         request.user = await options.verifyToken(match[1]);
       } catch (error) {
         if (isKeySourceUnavailable(error)) {
-          throw new DomainError('UPSTREAM_UNAVAILABLE', 'Cannot verify tokens right now: the auth service\'s keys are unreachable');
+          throw upstreamUnavailable('Cannot verify tokens right now: the auth service\'s keys are unreachable');
         }
         throw unauthenticated('Invalid or expired token: sign in again at /v1/auth/token');
       }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasPgCode, PG_CHARACTER_NOT_IN_REPERTOIRE } from '../db/pg-errors.ts';
-import { DomainError, statusOfError } from './errors.ts';
+import { internalError, validationFailed } from '../errors/common-errors.ts';
+import { DomainError } from '../errors/domain-error.ts';
 import { describeValidationErrors } from './validation.ts';
 
 /**
@@ -9,18 +10,17 @@ import { describeValidationErrors } from './validation.ts';
  */
 export function handleError(error: FastifyError | DomainError | Error, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof DomainError) {
-    const status = statusOfError(error.code);
-    if (status === 401) reply.header('www-authenticate', 'Bearer');
-    return sendProblem(reply, status, error.code, error.message, error.extra);
+    if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer');
+    return sendError(reply, error);
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
     const errors = describeValidationErrors(fastifyError.validation, fastifyError.validationContext ?? 'body');
     const detail = errors.map((problem) => `${problem.loc}: ${problem.msg}`).join('; ');
-    return sendProblem(reply, 422, 'VALIDATION_FAILED', `Invalid request: ${detail}`, { errors });
+    return sendError(reply, validationFailed(`Invalid request: ${detail}`, { errors }));
   }
   if (hasPgCode(error, PG_CHARACTER_NOT_IN_REPERTOIRE)) {
-    return sendProblem(reply, 422, 'VALIDATION_FAILED', 'Invalid request: text must not contain the NUL character (\\u0000)');
+    return sendError(reply, validationFailed('Invalid request: text must not contain the NUL character (\\u0000)'));
   }
   const status = fastifyError.statusCode;
   if (status && status >= 400 && status < 500) {
@@ -31,7 +31,12 @@ export function handleError(error: FastifyError | DomainError | Error, request: 
     return sendProblem(reply, status, fastifyError.code ?? 'UPSTREAM_UNAVAILABLE', `Service unavailable: ${fastifyError.message}`);
   }
   request.log.error({ err: error }, 'unhandled error');
-  return sendProblem(reply, 500, 'INTERNAL_ERROR', 'Internal server error; the request id identifies it in the logs');
+  return sendError(reply, internalError());
+}
+
+/** A declared error as the response: its status, code, message and extra fields. */
+export function sendError(reply: FastifyReply, error: DomainError) {
+  return sendProblem(reply, error.statusCode, error.code, error.message, error.extra);
 }
 
 function clientErrorDetail(error: FastifyError): string {
@@ -48,7 +53,7 @@ function clientErrorDetail(error: FastifyError): string {
   }
 }
 
-export function sendProblem(
+function sendProblem(
   reply: FastifyReply,
   status: number,
   code: string,

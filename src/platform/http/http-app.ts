@@ -8,7 +8,8 @@ import type { TokenVerifier } from '../auth/access-token.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { authGuard } from './auth-guard.ts';
-import { handleError, sendProblem } from './error-handler.ts';
+import { routeNotFound } from '../errors/common-errors.ts';
+import { handleError, sendError } from './error-handler.ts';
 import { continueTrace } from './trace-context.ts';
 
 declare module 'fastify' {
@@ -60,7 +61,7 @@ export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, 404, 'ROUTE_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`),
+    sendError(reply, routeNotFound(request.method, request.url.split('?')[0]!)),
   );
   app.decorateRequest('traceparent', '');
   app.addHook('onRequest', async (request, reply) => {

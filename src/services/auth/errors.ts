@@ -1,12 +1,10 @@
-import { DomainError, registerErrorStatuses } from '../../platform/http/errors.ts';
+import { defineError } from '../../platform/errors/domain-error.ts';
 
-registerErrorStatuses({
-  AUTH_INVALID_CREDENTIALS: 401,
-  USER_NOT_FOUND: 404,
-  USERNAME_TAKEN: 409,
-});
-
-export const invalidCredentials = () => new DomainError('AUTH_INVALID_CREDENTIALS', 'Incorrect username or password');
-export const userNotFound = (id: number) => new DomainError('USER_NOT_FOUND', `User ${id} not found`);
-export const usernameTaken = (username: string) =>
-  new DomainError('USERNAME_TAKEN', `Username '${username}' is already taken`);
+/** The auth service's errors, each with its code and HTTP status. */
+export const invalidCredentials = defineError('AUTH_INVALID_CREDENTIALS', 401, 'Incorrect username or password');
+export const userNotFound = defineError('USER_NOT_FOUND', 404, (id: number) => `User ${id} not found`);
+export const usernameTaken = defineError(
+  'USERNAME_TAKEN',
+  409,
+  (username: string) => `Username '${username}' is already taken`,
+);

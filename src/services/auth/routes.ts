@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { actorOf, eventContextOf, tracingOf } from '../../platform/http/actor.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
-import { forbidden } from '../../platform/http/errors.ts';
+import { forbidden } from '../../platform/errors/common-errors.ts';
 import { Page, PageQuery } from '../../platform/http/schema-types.ts';
 import { userNotFound } from './errors.ts';
 import { RegisterBody, RoleChangeBody, TokenBody, TokenResponse, UserIdParams, UserSchema } from './schemas.ts';

@@ -1,7 +1,5 @@
 import type { DeadLetterQueues, ParkedMessage, ParkedSelection } from '../../platform/events/transport.ts';
-import { DomainError, registerErrorStatuses } from '../../platform/http/errors.ts';
-
-registerErrorStatuses({ DEAD_LETTER_NOT_FOUND: 404, UNKNOWN_CONSUMER: 422 });
+import { deadLetterNotFound, unknownConsumer } from './errors.ts';
 
 export type DeadLetterService = ReturnType<typeof createDeadLetterService>;
 
@@ -12,7 +10,7 @@ export function createDeadLetterService(deps: { queues: DeadLetterQueues; consum
   const consumersOf = (consumer: string | undefined) => {
     if (consumer === undefined) return consumers;
     if (!consumers.includes(consumer)) {
-      throw new DomainError('UNKNOWN_CONSUMER', `Unknown consumer '${consumer}'; consumers: ${consumers.join(', ')}`);
+      throw unknownConsumer(consumer, consumers);
     }
     return [consumer];
   };
@@ -23,7 +21,7 @@ export function createDeadLetterService(deps: { queues: DeadLetterQueues; consum
   const act = async (action: 'replay' | 'purge', selection: ParkedSelection, consumer?: string) => {
     let count = 0;
     for (const name of consumersOf(consumer)) count += await queues[action](name, selection);
-    if (count === 0 && 'id' in selection) throw notFound(selection.id);
+    if (count === 0 && 'id' in selection) throw deadLetterNotFound(selection.id);
     return count;
   };
 
@@ -32,12 +30,10 @@ export function createDeadLetterService(deps: { queues: DeadLetterQueues; consum
     list,
     async show(id: string, consumer?: string): Promise<ParkedMessage> {
       const found = (await list(consumer)).find((message) => message.id === id);
-      if (!found) throw notFound(id);
+      if (!found) throw deadLetterNotFound(id);
       return found;
     },
     replay: (selection: ParkedSelection, consumer?: string) => act('replay', selection, consumer),
     purge: (selection: ParkedSelection, consumer?: string) => act('purge', selection, consumer),
   };
 }
-
-const notFound = (id: string) => new DomainError('DEAD_LETTER_NOT_FOUND', `No parked message ${id}`);

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { forbidden } from '../../platform/http/errors.ts';
+import { forbidden } from '../../platform/errors/common-errors.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { Page, PageQuery } from '../../platform/http/schema-types.ts';
 import type { DeadLetterService } from './dead-letter-service.ts';

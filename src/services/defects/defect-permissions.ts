@@ -1,5 +1,5 @@
 import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
-import { forbidden } from '../../platform/http/errors.ts';
+import { forbidden } from '../../platform/errors/common-errors.ts';
 
 interface DefectParties {
   id: number;

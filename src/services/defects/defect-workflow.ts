@@ -1,4 +1,4 @@
-import { DomainError } from '../../platform/http/errors.ts';
+import { badInitialStatus, badTransition } from './errors.ts';
 
 export const STATUSES = ['Новая', 'В работе', 'Решена', 'Закрыта', 'Отменена'] as const;
 export type DefectStatus = (typeof STATUSES)[number];
@@ -18,25 +18,16 @@ export const TRANSITIONS: Readonly<Record<DefectStatus, readonly DefectStatus[]>
   'Отменена': ['Новая'],
 };
 
-const quote = (status: string) => `«${status}»`;
-
 export function assertTransitionAllowed(from: DefectStatus, to: DefectStatus): void {
   if (from === to) return;
   const allowed = TRANSITIONS[from];
   if (!allowed.includes(to)) {
-    throw new DomainError(
-      'DEFECT_BAD_TRANSITION',
-      `A defect cannot move from ${quote(from)} to ${quote(to)}; allowed next: ${allowed.map(quote).join(', ')}`,
-      { current_status: from, requested_status: to, allowed_next: allowed },
-    );
+    throw badTransition(from, to, allowed);
   }
 }
 
 export function assertInitialStatus(status: DefectStatus): void {
   if (status !== INITIAL_STATUS) {
-    throw new DomainError(
-      'DEFECT_BAD_INITIAL_STATUS',
-      `A new defect starts as ${quote(INITIAL_STATUS)}, not ${quote(status)}; move it through the workflow afterwards`,
-    );
+    throw badInitialStatus(INITIAL_STATUS, status);
   }
 }

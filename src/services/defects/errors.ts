@@ -1,12 +1,27 @@
-import { DomainError, registerErrorStatuses } from '../../platform/http/errors.ts';
+import { defineError } from '../../platform/errors/domain-error.ts';
 
-registerErrorStatuses({
-  DEFECT_NOT_FOUND: 404,
-  DEFECT_PROJECT_NOT_FOUND: 404,
-  DEFECT_BAD_TRANSITION: 409,
-  DEFECT_BAD_INITIAL_STATUS: 422,
-});
+/** The defects service's errors, each with its code and HTTP status. */
+export const defectNotFound = defineError('DEFECT_NOT_FOUND', 404, (id: number) => `Defect ${id} not found`);
 
-export const defectNotFound = (id: number) => new DomainError('DEFECT_NOT_FOUND', `Defect ${id} not found`);
-export const projectNotFound = (id: number) =>
-  new DomainError('DEFECT_PROJECT_NOT_FOUND', `Project ${id} not found`, { project_id: id });
+export const projectNotFound = defineError('DEFECT_PROJECT_NOT_FOUND', 404, (id: number) => ({
+  message: `Project ${id} not found`,
+  extra: { project_id: id },
+}));
+
+const quote = (status: string) => `«${status}»`;
+
+export const badTransition = defineError(
+  'DEFECT_BAD_TRANSITION',
+  409,
+  (from: string, to: string, allowed: readonly string[]) => ({
+    message: `A defect cannot move from ${quote(from)} to ${quote(to)}; allowed next: ${allowed.map(quote).join(', ')}`,
+    extra: { current_status: from, requested_status: to, allowed_next: allowed },
+  }),
+);
+
+export const badInitialStatus = defineError(
+  'DEFECT_BAD_INITIAL_STATUS',
+  422,
+  (initial: string, given: string) =>
+    `A new defect starts as ${quote(initial)}, not ${quote(given)}; move it through the workflow afterwards`,
+);

@@ -3,7 +3,7 @@ import type { Database, Queryable } from '../../platform/db/database.ts';
 import type { Actor } from '../../platform/http/actor.ts';
 import type { EventEnvelope } from '../../platform/events/envelope.ts';
 import type { EventHandler } from '../../platform/events/event-consumer.ts';
-import { DomainError } from '../../platform/http/errors.ts';
+import { upstreamUnavailable } from '../../platform/errors/common-errors.ts';
 
 export interface KnownProject {
   id: number;
@@ -33,12 +33,12 @@ export function createProjectDirectory(deps: { db: Database; projectsUrl: string
       headersTimeout: 5_000,
       bodyTimeout: 5_000,
     }).catch((error: Error) => {
-      throw new DomainError('UPSTREAM_UNAVAILABLE', `The projects service is unreachable: ${error.message}`);
+      throw upstreamUnavailable(`The projects service is unreachable: ${error.message}`);
     });
     const body = (await response.body.json().catch(() => undefined)) as { id: number; name: string; owner_id: number } | undefined;
     if (response.statusCode === 404) return undefined;
     if (response.statusCode !== 200 || !body) {
-      throw new DomainError('UPSTREAM_UNAVAILABLE', `The projects service answered ${response.statusCode}`);
+      throw upstreamUnavailable(`The projects service answered ${response.statusCode}`);
     }
     return body;
   };

@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
 import type { Database } from '../../platform/db/database.ts';
-import { DomainError, registerErrorStatuses } from '../../platform/http/errors.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { Page } from '../../platform/http/schema-types.ts';
+import { eventNotFound } from './errors.ts';
 import { toEnvelope, type EventFilter, type RecordedEvent } from './event-filter.ts';
 import { eventStore } from './event-store.ts';
 import type { EventStream } from './event-stream.ts';
@@ -16,8 +16,6 @@ import {
   HistoryQuery,
   StreamQuery,
 } from './schemas.ts';
-
-registerErrorStatuses({ EVENT_NOT_FOUND: 404 });
 
 const common = { tags: ['events'], security: [{ bearer: [] }] };
 const HEARTBEAT_MS = 15_000;
@@ -78,7 +76,7 @@ export function eventLogRoutes(deps: { db: Database; stream: EventStream }) {
     }, async (request) => {
       const event = await eventStore.findById(db, request.params.event_id);
       const visible = event && (request.user.role === 'admin' || event.project_id !== null);
-      if (!event || !visible) throw new DomainError('EVENT_NOT_FOUND', `Event ${request.params.event_id} not found`);
+      if (!event || !visible) throw eventNotFound(request.params.event_id);
       if (request.user.role !== 'admin') return { event: toEnvelope(event) };
       return { event: toEnvelope(event), deliveries: await eventStore.deliveriesOf(db, event.event_id) };
     });

@@ -1,5 +1,4 @@
-import { DomainError, registerErrorStatuses } from '../../platform/http/errors.ts';
+import { defineError } from '../../platform/errors/domain-error.ts';
 
-registerErrorStatuses({ PROJECT_NOT_FOUND: 404 });
-
-export const projectNotFound = (id: number) => new DomainError('PROJECT_NOT_FOUND', `Project ${id} not found`);
+/** The projects service's errors, each with its code and HTTP status. */
+export const projectNotFound = defineError('PROJECT_NOT_FOUND', 404, (id: number) => `Project ${id} not found`);
