@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { CONSUMER_NAMES } from '../../src/services/consumer-names.ts';
+import { DEFAULT_PRIORITY, INITIAL_STATUS } from '../../src/services/defects/defect-workflow.ts';
 import type { TestUser } from '../support/api-client.ts';
 import { bindTestQueue, withBroker, type TestQueue } from '../support/broker.ts';
+import { scrapeMetrics } from '../support/metrics.ts';
 import { eventually, MODES, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 for (const mode of MODES) {
@@ -51,8 +54,25 @@ for (const mode of MODES) {
     });
 
     if (mode === 'postgres') {
-      it('when project.deleted is delivered twice, then the defects are deleted once and no second defect.deleted goes out', async () => {
+      it('when project.deleted is delivered twice, then the inbox skips the second: no defect is deleted and no defect.deleted goes out again', async () => {
         const original = queue!.messages.find((m) => m.routingKey === 'project.deleted')!;
+        const doomedProjectId = (original.body as any).data.project_id;
+        // A defect of the deleted project that the first handling did not see (the API refuses
+        // to create one now, so it goes straight into the table): a second run of the handler
+        // would delete it and publish a fourth defect.deleted; a skipped duplicate leaves it.
+        const { rows } = await system.host.db.query<{ id: number }>(
+          `INSERT INTO defects.defects (project_id, title, status, priority, reporter_id)
+           VALUES ($1, 'Опоздавший', $2, $3, $4) RETURNING id`,
+          [doomedProjectId, INITIAL_STATUS, DEFAULT_PRIORITY, owner.id],
+        );
+        const straggler = rows[0].id;
+        const projectDeletedCount = async (result: 'ok' | 'duplicate') => (await scrapeMetrics(system.url)).value('events_consumed_total', {
+          consumer: CONSUMER_NAMES.defectsProjectDirectory, event_type: 'project.deleted', result,
+        });
+        const handledBefore = await projectDeletedCount('ok');
+        const duplicatesBefore = await projectDeletedCount('duplicate');
+        assert.equal(handledBefore, 1, 'the first delivery was handled');
+
         const before = queue!.messages.length;
         await withBroker(async (connection) => {
           const publisher = connection.createPublisher({ confirm: true });
@@ -63,8 +83,17 @@ for (const mode of MODES) {
           await publisher.close();
         });
         await eventually(() => queue!.messages.length === before + 1, 5_000, 'the republished event');
-        await new Promise((resolve) => setTimeout(resolve, 1_000));
-        assert.equal(queue!.messages.filter((m) => m.routingKey === 'defect.deleted').length, 3);
+        // The counter moves after the consumer's transaction committed: by then a second run of
+        // the handler would have deleted the straggler and stored its defect.deleted.
+        const duplicates = await eventually(async () => {
+          const count = await projectDeletedCount('duplicate');
+          return count > duplicatesBefore ? count : undefined;
+        }, 10_000, 'the consumer to skip the duplicate');
+        assert.equal(duplicates, duplicatesBefore + 1, 'the one redelivery counted once as a duplicate');
+        assert.equal(await projectDeletedCount('ok'), handledBefore, 'the handler did not run again');
+        const left = await system.host.db.query('SELECT id FROM defects.defects WHERE id = $1', [straggler]);
+        assert.equal(left.rowCount, 1, 'the second delivery deleted nothing');
+        assert.equal(queue!.messages.filter((m) => m.routingKey === 'defect.deleted').length, 3, 'the first deletion\'s three, no more');
       });
     }
   });
