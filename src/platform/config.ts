@@ -30,6 +30,7 @@ const ConfigSchema = Type.Object({
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   MAIL_FROM: Type.String({ minLength: 3, default: 'Defect Control <noreply@defect-control.local>' }),
   EVENTS_RETRY_DELAYS: Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*(,\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*)*$', default: '1s,5s,30s,2m,10m', description: 'comma-separated delays like 200ms,1s,2m' }),
+  EVENTS_CONFIRM_TIMEOUT: Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$', default: '30s', description: 'a delay like 30s or 500ms' }),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
@@ -48,6 +49,8 @@ export type Config = Readonly<
     embedded: boolean;
     /** EVENTS_RETRY_DELAYS in milliseconds: one retry after each, then the dead-letter queue. */
     retryDelaysMs: number[];
+    /** EVENTS_CONFIRM_TIMEOUT in milliseconds: how long the relay waits for the broker's confirm of a batch. */
+    confirmTimeoutMs: number;
   }
 >;
 
@@ -76,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     DEMO_USER: parseCredentials(config.DEMO_USER ?? (embedded ? EMBEDDED_DEMO_USER : undefined)),
     ADMIN_USER: parseCredentials(config.ADMIN_USER),
     retryDelaysMs: config.EVENTS_RETRY_DELAYS.split(',').map((delay) => ms(delay.trim() as StringValue)),
+    confirmTimeoutMs: ms(config.EVENTS_CONFIRM_TIMEOUT.trim() as StringValue),
   });
 }
 

@@ -61,7 +61,15 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     ? await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: publishers.length + 1, dataDir: config.DATA_DIR })
     : db;
   const relays = publishers.map((module) =>
-    createOutboxRelay({ db: relayDb, outbox: module.outbox!, transport, appId: module.name, log: log.child({ service: module.name }), metrics }),
+    createOutboxRelay({
+      db: relayDb,
+      outbox: module.outbox!,
+      transport,
+      appId: module.name,
+      log: log.child({ service: module.name }),
+      metrics,
+      confirmTimeoutMs: config.confirmTimeoutMs,
+    }),
   );
   for (const module of publishers) metrics.watchOutbox(module.name, module.outbox!.schema, db);
   const app = await createHttpApp({

@@ -23,18 +23,17 @@ export interface OutboxRelayOptions {
   retryDelayMs?: number;
   /** A safety net only: commits wake the relay at once. */
   pollIntervalMs?: number;
+  /**
+   * A confirm that has not come by then fails its batch (published again later): a broker
+   * that blocks publishers (a memory or disk alarm) must not hold the relay, its lock and
+   * its connection, nor the shutdown, for ever. EVENTS_CONFIRM_TIMEOUT; 30 s if not given.
+   */
+  confirmTimeoutMs?: number;
   metrics?: Metrics;
 }
 
 /** A relay that is woken on every commit never leaves an event this long. */
 const STUCK_AFTER_SECONDS = 30;
-
-/**
- * A confirm that has not come by then fails its batch (published again later): a broker
- * that blocks publishers (a memory or disk alarm) must not hold the relay, its lock and
- * its connection, nor the shutdown, for ever.
- */
-const CONFIRM_TIMEOUT_MS = 30_000;
 
 export interface RelayStatus {
   ok: boolean;
@@ -78,6 +77,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const maxBurstMs = options.maxBurstMs ?? 1_000;
   const retryDelayMs = options.retryDelayMs ?? 1_000;
   const pollIntervalMs = options.pollIntervalMs ?? 5_000;
+  const confirmTimeoutMs = options.confirmTimeoutMs ?? 30_000;
   const lockKey = `outbox-relay:${schema}`;
 
   let running: Promise<void> | undefined;
@@ -147,7 +147,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         const ids = rows.map((row) => row.id);
         const confirmed = handedOver
           ? undefined
-          : withTimeout(transport.publish(messages, connection), CONFIRM_TIMEOUT_MS, 'the broker\'s confirm');
+          : withTimeout(transport.publish(messages, connection), confirmTimeoutMs, 'the broker\'s confirm');
         // Nothing more is sent after a failed batch: a later one must not overtake it.
         confirmed?.catch((error: unknown) => (failure ??= error));
         sentNotDeleted += rows.length;
