@@ -4,15 +4,16 @@ import type { AsyncMessage } from 'rabbitmq-client';
 import { emailOf, type TestUser } from '../support/api-client.ts';
 import { bindTestQueue, withBroker, type TestQueue } from '../support/broker.ts';
 import { createEvent } from '../../src/platform/events/envelope.ts';
+import { scrapeMetrics } from '../support/metrics.ts';
+import { createMailSentinel, smtpMailCounter, type MailSentinel } from '../support/sentinel.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../support/smtp-sink.ts';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('notifications: e-mail on status changes and assignments (PostgreSQL, RabbitMQ, SMTP)', () => {
   let sink: SmtpSink;
   let system: TestSystem;
   let events: TestQueue;
+  let sentinel: MailSentinel;
   let owner: TestUser;
   let reporter: TestUser;
   let assignee: TestUser;
@@ -23,6 +24,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     sink = await startSmtpSink();
     system = await startTestSystem({ mode: 'postgres', env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' } });
     events = await bindTestQueue(['defect.status_changed', 'defect.assigned']);
+    sentinel = createMailSentinel(system, smtpMailCounter(sink));
     [owner, reporter, assignee] = [
       await system.api.createUser('manager'),
       await system.api.createUser('engineer'),
@@ -63,7 +65,8 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
 
     const eventId = idOf(await eventFor('defect.status_changed', defect.id));
     await mailFor(eventId, 2);
-    await sleep(800); // a second copy would come now
+    // A second copy would go out while the event is handled: before the sentinel's marker.
+    await sentinel.settle({ handled: [eventId] });
     const mails = sink.forEvent(eventId);
     assert.deepEqual(recipientsOf(mails), [emailOf(reporter), emailOf(assignee)].sort(), 'one each, the owner not at all');
 
@@ -94,7 +97,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     assert.equal((await system.api.patch(`/v1/defects/${defect.id}`, { status: 'Решена' }, assignee.token)).status, 200);
     const second = idOf(await eventFor('defect.status_changed', defect.id, 1));
     await mailFor(second, 1);
-    await sleep(500);
+    await sentinel.settle({ handled: [second] });
     assert.deepEqual(recipientsOf(sink.forEvent(second)), [emailOf(reporter)]);
     assert.equal(sink.forEvent(second)[0].subject, `Дефект #${defect.id} изменил статус на 'Решена'`);
     assert.match(sink.forEvent(second)[0].text!, /Изменил: Test engineer/);
@@ -104,7 +107,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     const defect = await createDefect(reporter, { title: 'Скол бетона', priority: 'Высокий', assignee_id: assignee.id });
     const eventId = idOf(await eventFor('defect.assigned', defect.id));
     await mailFor(eventId, 1);
-    await sleep(800);
+    await sentinel.settle({ handled: [eventId] });
     const mails = sink.forEvent(eventId);
     assert.deepEqual(recipientsOf(mails), [emailOf(assignee)]);
     assert.equal(mails[0].subject, `Вам назначен дефект #${defect.id}: Скол бетона`);
@@ -117,7 +120,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     assert.equal((await system.api.patch(`/v1/defects/${defect.id}`, { assignee_id: newcomer.id }, owner.token)).status, 200);
     const reassigned = idOf(await eventFor('defect.assigned', defect.id, 1));
     await mailFor(reassigned, 1);
-    await sleep(500);
+    await sentinel.settle({ handled: [reassigned] });
     assert.deepEqual(recipientsOf(sink.forEvent(reassigned)), [emailOf(newcomer)]);
     assert.equal(sink.to(emailOf(newcomer)).length, 1);
 
@@ -133,6 +136,9 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     const original = await eventFor('defect.status_changed', defect.id);
     const eventId = idOf(original);
     await mailFor(eventId, 2);
+    const duplicates = async () =>
+      (await scrapeMetrics(system.url)).value('events_consumed_total', { consumer: 'notifications.email', event_type: 'defect.status_changed', result: 'duplicate' });
+    const duplicatesBefore = await duplicates();
 
     await withBroker(async (connection) => {
       const publisher = connection.createPublisher({ confirm: true });
@@ -152,9 +158,12 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
       await publisher.close();
     });
     // One queue, one message at a time: once a later event's mail is out, the copy was handled.
+    // That later event is the sentinel here: published after the copy, it is handled after it.
     assert.equal((await system.api.patch(`/v1/defects/${defect.id}`, { status: 'Решена' }, owner.token)).status, 200);
     await mailFor(idOf(await eventFor('defect.status_changed', defect.id, 2)), 2); // [1] is the copy
-    await sleep(300);
+    // The copy arrived and the inbox recognised it (counted once its batch committed).
+    await eventually(async () => (await duplicates()) >= duplicatesBefore + 1, 10_000, 'the copy counted as a duplicate');
+    assert.equal(await duplicates(), duplicatesBefore + 1);
     assert.deepEqual(recipientsOf(sink.forEvent(eventId)), [emailOf(reporter), emailOf(assignee)].sort());
   });
 
@@ -180,7 +189,8 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     });
     const eventId = events[0].event_id;
     const [mail] = await mailFor(eventId, 1);
-    await sleep(500);
+    // It was retried: only its inbox entry says no attempt of it is still to come.
+    await sentinel.settle({ handled: [eventId] });
     assert.deepEqual(recipientsOf(sink.forEvent(eventId)), [reporterEmail]);
     assert.equal(mail.subject, "Дефект #9001 изменил статус на 'Отменена'");
     assert.ok(mail.text!.includes('«Вне очереди»') && mail.text!.includes('Изменил: changer'), mail.text);
