@@ -95,7 +95,7 @@ function printList(messages: ParkedMessage[]): void {
     return;
   }
   for (const message of messages) {
-    const line = [message.consumer, message.eventType ?? '-', message.id, `attempts=${message.attempts}`, message.reason, message.error];
+    const line = [message.consumer, message.eventType ?? '-', message.id, `attempts=${message.attempts}`, message.reason ?? '-', message.error];
     process.stdout.write(`${line.join('\t')}\n`);
   }
 }

@@ -111,7 +111,9 @@ function toParkedMessage(consumer: string, message: SyncMessage): ParkedMessage 
     consumer,
     eventType: typeof (body as any)?.event_type === 'string' ? (body as any).event_type : null,
     attempts: Number(headers[HEADERS.attempt] ?? 1),
-    reason: String(headers[HEADERS.parkReason] ?? 'retries_exhausted') as ParkReason,
+    // Only what the header says: a message parked by something else than a consumer (a
+    // publish straight into the queue, a shovel) has no reason, and none is made up for it.
+    reason: headers[HEADERS.parkReason] === undefined ? null : (String(headers[HEADERS.parkReason]) as ParkReason),
     error: String(headers[HEADERS.parkError] ?? ''),
     parkedAt: String(headers[HEADERS.parkedAt] ?? ''),
     body,

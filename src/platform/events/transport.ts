@@ -64,7 +64,8 @@ export interface ParkedMessage {
   consumer: string;
   eventType: string | null;
   attempts: number;
-  reason: ParkReason;
+  /** null when the message carries none (it was not parked by a consumer). */
+  reason: ParkReason | null;
   error: string;
   parkedAt: string;
   /** The message as received: the event, or the text that was not one. */
