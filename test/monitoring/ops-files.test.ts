@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 /**
@@ -240,151 +241,6 @@ function checkExpression(exposition: Exposition, expr: string, context: string):
 }
 
 // ---------------------------------------------------------------------------------------
-// A YAML reader for the subset the Prometheus files use (no YAML package in the project):
-// block mappings and sequences by indentation, plain / quoted scalars, `>`/`|` block scalars.
-// Anything else is refused, so alerts.yml stays this simple.
-
-type YamlValue = string | YamlValue[] | { [key: string]: YamlValue };
-
-interface YamlLine {
-  number: number;
-  indent: number;
-  text: string;
-}
-
-function stripComment(text: string): string {
-  let quote: string | undefined;
-  for (let i = 0; i < text.length; i += 1) {
-    const char = text[i];
-    if (quote) {
-      if (char === '\\' && quote === '"') i += 1;
-      else if (char === quote) quote = undefined;
-    } else if (char === '"' || char === "'") {
-      quote = char;
-    } else if (char === '#' && (i === 0 || /\s/.test(text[i - 1]))) {
-      return text.slice(0, i).trimEnd();
-    }
-  }
-  return text.trimEnd();
-}
-
-function parseScalar(raw: string, line: number): string {
-  const text = raw.trim();
-  if (text.startsWith('"')) {
-    if (!/^"(?:[^"\\]|\\.)*"$/.test(text)) throw new Error(`line ${line}: unterminated or trailing text after a "string"`);
-    return JSON.parse(text) as string;
-  }
-  if (text.startsWith("'")) {
-    if (!/^'(?:[^']|'')*'$/.test(text)) throw new Error(`line ${line}: unterminated 'string'`);
-    return text.slice(1, -1).replace(/''/g, "'");
-  }
-  if (/^[[{&*!|>%@`]/.test(text)) throw new Error(`line ${line}: unsupported YAML here: ${text}`);
-  if (/:\s|\s#/.test(text)) throw new Error(`line ${line}: a plain scalar with ": " or " #" must be quoted: ${text}`);
-  return text;
-}
-
-function parseYamlSubset(source: string): YamlValue {
-  const all = source.split('\n');
-  if (all.some((line) => /^\s*\t/.test(line))) throw new Error('tabs in indentation');
-  let position = 0;
-
-  /** The next line with content, comments dropped (block scalars read the raw lines). */
-  const peek = (): YamlLine | undefined => {
-    while (position < all.length) {
-      const text = stripComment(all[position]);
-      if (text.trim() !== '') return { number: position + 1, indent: text.length - text.trimStart().length, text: text.trim() };
-      position += 1;
-    }
-    return undefined;
-  };
-
-  const blockScalar = (header: string, parentIndent: number): string => {
-    const style = header[0];
-    const chomp = header.slice(1);
-    if (!/^[-+]?$/.test(chomp)) throw new Error(`unsupported block scalar header ${header}`);
-    const lines: string[] = [];
-    let indent: number | undefined;
-    while (position < all.length) {
-      const raw = all[position];
-      if (raw.trim() === '') {
-        lines.push('');
-        position += 1;
-        continue;
-      }
-      const lineIndent = raw.length - raw.trimStart().length;
-      if (lineIndent <= parentIndent) break;
-      indent ??= lineIndent;
-      if (lineIndent < indent) throw new Error(`line ${position + 1}: block scalar less indented than its first line`);
-      lines.push(raw.slice(indent));
-      position += 1;
-    }
-    while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-    let value = style === '|' ? lines.join('\n') : lines.reduce((text, line) => (text === '' ? line : line === '' ? `${text}\n` : text.endsWith('\n') ? text + line : `${text} ${line}`), '');
-    if (chomp !== '-') value += '\n';
-    return value;
-  };
-
-  /** `key: value` or `key:` + nested block, into `target`. */
-  const mappingEntry = (text: string, indent: number, lineNumber: number, target: Record<string, YamlValue>) => {
-    const match = /^([A-Za-z_][\w.-]*):(?:\s+(.*))?$/.exec(text);
-    if (!match) throw new Error(`line ${lineNumber}: expected "key: value", got: ${text}`);
-    const [, key, rest] = match;
-    if (key in target) throw new Error(`line ${lineNumber}: duplicate key ${key}`);
-    if (rest === undefined || rest === '') {
-      const next = peek();
-      if (!next || next.indent <= indent) throw new Error(`line ${lineNumber}: ${key} has no value`);
-      target[key] = block(next.indent);
-    } else if (/^[|>][-+]?$/.test(rest)) {
-      target[key] = blockScalar(rest, indent);
-    } else {
-      target[key] = parseScalar(rest, lineNumber);
-    }
-  };
-
-  const block = (indent: number): YamlValue => {
-    const first = peek()!;
-    if (first.text === '-' || first.text.startsWith('- ')) {
-      const items: YamlValue[] = [];
-      for (let line = peek(); line && line.indent === indent && (line.text === '-' || line.text.startsWith('- ')); line = peek()) {
-        position += 1;
-        const content = line.text.slice(1).trimStart();
-        const itemIndent = indent + 2;
-        if (/^[A-Za-z_][\w.-]*:(\s|$)/.test(content)) {
-          const item: Record<string, YamlValue> = {};
-          mappingEntry(content, itemIndent, line.number, item);
-          for (let more = peek(); more && more.indent === itemIndent; more = peek()) {
-            position += 1;
-            mappingEntry(more.text, itemIndent, more.number, item);
-          }
-          items.push(item);
-        } else {
-          items.push(parseScalar(content, line.number));
-        }
-        const after = peek();
-        if (after && after.indent > indent) throw new Error(`line ${after.number}: unexpected indentation`);
-      }
-      return items;
-    }
-    const mapping: Record<string, YamlValue> = {};
-    for (let line = peek(); line && line.indent === indent; line = peek()) {
-      position += 1;
-      mappingEntry(line.text, indent, line.number, mapping);
-    }
-    const after = peek();
-    if (after && after.indent > indent) throw new Error(`line ${after.number}: unexpected indentation`);
-    return mapping;
-  };
-
-  const first = peek();
-  if (!first) throw new Error('empty document');
-  if (first.indent !== 0) throw new Error(`line ${first.number}: the document must start at column 0`);
-  const document = block(0);
-  const rest = peek();
-  if (rest) throw new Error(`line ${rest.number}: unexpected content: ${rest.text}`);
-  return document;
-}
-
-// ---------------------------------------------------------------------------------------
 // The files' own rules
 
 interface AlertRule {
@@ -396,14 +252,14 @@ interface AlertRule {
 function readAlertRules(source: string, docAnchors: Set<string>): { rules: AlertRule[]; problems: string[] } {
   const problems: string[] = [];
   const rules: AlertRule[] = [];
-  let document: YamlValue;
+  let document: unknown;
   try {
-    document = parseYamlSubset(source);
+    document = parseYaml(source);
   } catch (error) {
     return { rules, problems: [`alerts.yml does not parse: ${(error as Error).message}`] };
   }
-  const asMap = (value: YamlValue | undefined) =>
-    value !== undefined && typeof value === 'object' && !Array.isArray(value) ? value : undefined;
+  const asMap = (value: unknown) =>
+    value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   const groups = asMap(document)?.groups;
   if (!Array.isArray(groups) || groups.length === 0) return { rules, problems: ['alerts.yml: no groups'] };
   const names = new Set<string>();
@@ -417,7 +273,7 @@ function readAlertRules(source: string, docAnchors: Set<string>): { rules: Alert
     for (const [ruleIndex, ruleValue] of group.rules.entries()) {
       const rule = asMap(ruleValue) ?? {};
       const id = typeof rule.alert === 'string' && rule.alert ? rule.alert : `group ${String(group.name)} rule #${ruleIndex + 1}`;
-      const text = (value: YamlValue | undefined) => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
+      const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
       if (!text(rule.alert)) problems.push(`${id}: no alert name`);
       else if (names.has(rule.alert as string)) problems.push(`${id}: alert defined twice`);
       else names.add(rule.alert as string);
@@ -630,12 +486,12 @@ describe('monitoring files: alerts, dashboard and docs against the real /metrics
 
   it('prometheus.yml scrapes the all-in-one process and loads alerts.yml', async () => {
     const source = await fs.readFile(PROMETHEUS_FILE, 'utf8');
-    const config = parseYamlSubset(source.replace(/\[("[^"]*")\]/g, '$1')) as Record<string, any>;
+    const config = parseYaml(source) as Record<string, any>;
     assert.deepEqual(config.rule_files, ['alerts.yml']);
     const job = (config.scrape_configs as any[]).find((item) => item.job_name === 'defect-control');
     assert.ok(job, 'a defect-control job');
     assert.equal(job.metrics_path ?? '/metrics', '/metrics');
-    assert.deepEqual(job.static_configs.map((item: any) => item.targets), ['localhost:8000']);
+    assert.deepEqual(job.static_configs.map((item: any) => item.targets), [['localhost:8000']]);
     for (const [service, port] of Object.entries({ gateway: 8000, auth: 8001, projects: 8002, defects: 8003, notifications: 8004, 'event-log': 8005 })) {
       assert.match(source, new RegExp(`#\\s*- job_name: ${service}\\n\\s*#\\s*static_configs:\\n\\s*#\\s*- targets: \\["localhost:${port}"\\]`), `commented job for ${service}`);
     }
