@@ -1,10 +1,7 @@
+import type { DefectPriority, DefectStatus } from '../../contracts/defect-values.ts';
 import { badInitialStatus, badTransition } from './errors.ts';
 
-export const STATUSES = ['Новая', 'В работе', 'Решена', 'Закрыта', 'Отменена'] as const;
-export type DefectStatus = (typeof STATUSES)[number];
-
-export const PRIORITIES = ['Низкий', 'Средний', 'Высокий', 'Критический'] as const;
-export type DefectPriority = (typeof PRIORITIES)[number];
+export { PRIORITIES, STATUSES, type DefectPriority, type DefectStatus } from '../../contracts/defect-values.ts';
 
 export const INITIAL_STATUS: DefectStatus = 'Новая';
 export const DEFAULT_PRIORITY: DefectPriority = 'Средний';
