@@ -2,17 +2,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { emailOf, type TestUser } from '../support/api-client.ts';
 import { bindTestQueue, type TestQueue } from '../support/broker.ts';
+import { createMailSentinel, smtpMailCounter, type MailSentinel } from '../support/sentinel.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 
 const QUEUE = 'notifications.email';
 const RETRY_DELAYS = ['200ms', '400ms'];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () => {
   let sink: SmtpSink;
   let system: TestSystem;
   let events: TestQueue;
+  let sentinel: MailSentinel;
   let owner: TestUser;
   let projectId: number;
 
@@ -20,6 +21,7 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
     sink = await startSmtpSink();
     system = await startTestSystem({ mode: 'postgres', env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: RETRY_DELAYS.join(',') } });
     events = await bindTestQueue(['defect.status_changed']);
+    sentinel = createMailSentinel(system, smtpMailCounter(sink));
     owner = await system.api.createUser('manager');
     const project = await system.api.post('/v1/projects', { name: 'Жилой дом' }, owner.token);
     assert.equal(project.status, 201);
@@ -55,7 +57,8 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
       sink.refuse(emailOf(assignee), 2);
     });
     await eventually(() => recipientsOf(eventId).length === 2, 15_000, 'both mails after the retries');
-    await sleep(1_000);
+    // Its last attempt committed (in the inbox), and a marker mail shows any copy handled too.
+    await sentinel.settle({ handled: [eventId] });
     assert.deepEqual(recipientsOf(eventId), [emailOf(reporter), emailOf(assignee)].sort());
     assert.equal(sink.refusals.get(emailOf(reporter)), 2);
     const retries = system.logs.lines.filter((line) => line.event_id === eventId && line.msg === 'event handler failed; will retry');
@@ -66,7 +69,8 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
   it('when the SMTP server takes the mail for one recipient and refuses it for the other, then the retries mail only the other: one e-mail each', async () => {
     const { reporter, assignee, eventId } = await statusChange(({ reporter }) => sink.refuse(emailOf(reporter), 2));
     await eventually(() => recipientsOf(eventId).length === 2, 15_000, 'both mails');
-    await sleep(1_000);
+    // A retry that mailed the assignee again would have come before the inbox entry.
+    await sentinel.settle({ handled: [eventId] });
     assert.deepEqual(recipientsOf(eventId), [emailOf(reporter), emailOf(assignee)].sort(), 'the assignee was not mailed again on the retries');
     assert.equal(sink.refusals.get(emailOf(reporter)), 2);
     const { rows } = await system.host.db.query('SELECT recipient FROM notifications.sent_mail WHERE event_id = $1 ORDER BY recipient', [eventId]);
@@ -91,7 +95,7 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
     sink.accept(emailOf(reporter));
     assert.equal(await system.host.transport.deadLetters.replay(QUEUE, { id: eventId }), 1);
     await eventually(() => recipientsOf(eventId).length === 2, 10_000, 'the replayed mail');
-    await sleep(800);
+    await sentinel.settle({ handled: [eventId] });
     assert.deepEqual(recipientsOf(eventId), [emailOf(reporter), emailOf(assignee)].sort());
     assert.equal((await system.host.transport.deadLetters.list(QUEUE)).filter((message) => message.id === eventId).length, 0);
   });
@@ -132,7 +136,7 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
       assert.match(failure.err.message, /ECONNREFUSED/);
       await sink.start();
       await eventually(() => recipientsOf(eventId).length === 1, 10_000, 'the mail once SMTP is back');
-      await sleep(800);
+      await sentinel.settle({ handled: [eventId] });
       assert.deepEqual(recipientsOf(eventId), [emailOf(reporter)]);
     } finally {
       await sink.start();
