@@ -56,6 +56,15 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
     if (explanation !== topologyError) log.error(explanation);
     topologyError = explanation;
   };
+  /**
+   * This process's consumers of `events` whose queue has never been bound (the broker was
+   * away at start, or refused the exchange). Nothing is published until each is: RabbitMQ
+   * confirms an event that no queue is bound to and drops it, and the outbox would then
+   * delete it. Without this, an operator's deleting a wrong `events` let the relay, retrying
+   * every second, declare the exchange and publish what waited before the consumers (whose
+   * setup retries back off up to 5 s) had bound their queues: those events were lost.
+   */
+  const unbound = new Set<string>();
   let publisher: Publisher | undefined;
   const getPublisher = () =>
     (publisher ??= connection.createPublisher({ confirm: true, exchanges: [EXCHANGE_DECLARATION] }));
@@ -63,6 +72,12 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
   return {
     kind: 'amqp',
     async publish(messages: OutgoingMessage[]) {
+      if (unbound.size > 0) {
+        throw new Error(
+          `not publishing before the queues ${[...unbound].join(', ')} are bound to '${EVENTS_EXCHANGE}': ` +
+            'the broker would drop events no queue is bound to',
+        );
+      }
       // The confirm is what counts here; the relay's transaction is not needed.
       const pub = getPublisher();
       try {
@@ -146,6 +161,7 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
           bodyBytes(message.body),
         );
       };
+      if (exchange === EVENTS_EXCHANGE) unbound.add(queue);
       const consumer = connection.createConsumer(
         {
           queue,
@@ -181,10 +197,13 @@ export function createAmqpTransport(options: { url: string; log: Logger; connect
       });
       consumer.on('ready', () => {
         topologyError = undefined;
+        // The relay may be waiting for this queue: wake it now rather than at its next retry.
+        if (unbound.delete(queue)) for (const listener of readyListeners) listener();
       });
       return {
         ready: new Promise<void>((resolve) => consumer.once('ready', () => resolve())),
         async close() {
+          unbound.delete(queue);
           await consumer.close();
           await mover.close();
         },
