@@ -4,10 +4,10 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Parser } from '@asyncapi/parser';
-import { asyncApiYaml } from '../../src/contracts/asyncapi.ts';
-import { EVENT_TYPES } from '../../src/contracts/events.ts';
+import { asyncApiYaml } from '../../../src/contracts/asyncapi.ts';
+import { EVENT_TYPES } from '../../../src/contracts/events.ts';
 
-const COMMITTED = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/asyncapi.yaml');
+const COMMITTED = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/asyncapi.yaml');
 
 describe('AsyncAPI document', () => {
   it('docs/asyncapi.yaml is what the event contract generates (run `npm run asyncapi` after changing it)', async () => {

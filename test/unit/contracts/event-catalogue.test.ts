@@ -3,9 +3,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { contractViolation, EVENTS, EVENT_TYPES } from '../../src/contracts/events.ts';
+import { contractViolation, EVENTS, EVENT_TYPES } from '../../../src/contracts/events.ts';
 
-const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
+const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../README.md');
 
 interface DocumentedEvent {
   publishedBy: string;

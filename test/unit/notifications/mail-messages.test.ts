@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assignedMail, displayName, escapeHtml, statusChangedMail } from '../../src/services/notifications/mail-messages.ts';
+import { assignedMail, displayName, escapeHtml, statusChangedMail } from '../../../src/services/notifications/mail-messages.ts';
 
 const defect = { id: 42, title: 'Трещина <script>alert("x")</script> & скол', projectName: 'Мост «Север»', projectId: 7 };
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/platform/config.ts';
+import { ConfigError, loadConfig } from '../../../src/platform/config.ts';
 
 const POSTGRES = 'postgres://defects:secret@localhost:5432/defects';
 

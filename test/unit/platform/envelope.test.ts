@@ -6,7 +6,7 @@ import {
   parseEnvelope,
   parseEventTimestamp,
   type EventEnvelope,
-} from '../../src/platform/events/envelope.ts';
+} from '../../../src/platform/events/envelope.ts';
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/;

@@ -3,9 +3,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { isDeclaredError } from '../../src/platform/errors/domain-error.ts';
+import { isDeclaredError } from '../../../src/platform/errors/domain-error.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** Every error the code declares: the shared ones and each service's `errors.ts`. */
 async function declaredErrors(): Promise<Map<string, number>> {
@@ -55,7 +55,7 @@ describe('error catalogue', () => {
   });
 
   it('a declared error carries its code, status, message and extra fields', async () => {
-    const { badTransition } = await import('../../src/services/defects/errors.ts');
+    const { badTransition } = await import('../../../src/services/defects/errors.ts');
     const error = badTransition('Новая', 'Закрыта', ['В работе', 'Отменена']);
     assert.equal(error.code, 'DEFECT_BAD_TRANSITION');
     assert.equal(error.statusCode, 409);

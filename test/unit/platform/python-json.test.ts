@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { formatEventLogLine, pythonJsonDumps } from '../../src/platform/events/python-json.ts';
+import { formatEventLogLine, pythonJsonDumps } from '../../../src/platform/events/python-json.ts';
 
 /**
  * Runs a Python snippet with `payload` as UTF-8 JSON on stdin and returns what it prints as

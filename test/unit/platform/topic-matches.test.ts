@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { topicMatches } from '../../src/platform/events/transport.ts';
+import { topicMatches } from '../../../src/platform/events/transport.ts';
 
 /** [pattern, routing key, matches?] — AMQP topic exchange semantics. */
 const CASES: Array<[pattern: string, routingKey: string, expected: boolean]> = [

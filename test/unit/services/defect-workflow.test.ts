@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DomainError } from '../../src/platform/errors/domain-error.ts';
+import { DomainError } from '../../../src/platform/errors/domain-error.ts';
 import {
   assertInitialStatus,
   assertTransitionAllowed,
@@ -8,7 +8,7 @@ import {
   STATUSES,
   TRANSITIONS,
   type DefectStatus,
-} from '../../src/services/defects/defect-workflow.ts';
+} from '../../../src/services/defects/defect-workflow.ts';
 
 /** The workflow as specified, independent of the module's own table. */
 const ALLOWED: Record<DefectStatus, DefectStatus[]> = {

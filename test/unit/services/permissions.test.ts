@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { AuthenticatedUser } from '../../src/platform/auth/access-token.ts';
-import { DomainError } from '../../src/platform/errors/domain-error.ts';
-import { assertMayChange, assertMayDelete, assertMayReport } from '../../src/services/defects/defect-permissions.ts';
-import { assertMayChangeProject, assertMayCreateProject } from '../../src/services/projects/project-permissions.ts';
+import type { AuthenticatedUser } from '../../../src/platform/auth/access-token.ts';
+import { DomainError } from '../../../src/platform/errors/domain-error.ts';
+import { assertMayChange, assertMayDelete, assertMayReport } from '../../../src/services/defects/defect-permissions.ts';
+import { assertMayChangeProject, assertMayCreateProject } from '../../../src/services/projects/project-permissions.ts';
 
 type Role = AuthenticatedUser['role'];
 type Relation = 'reporter' | 'assignee' | 'project owner' | 'uninvolved';
