@@ -1,3 +1,4 @@
+import { asyncApiRoutes } from './contracts/asyncapi-routes.ts';
 import { createTokenVerifier } from './platform/auth/access-token.ts';
 import type { Config } from './platform/config.ts';
 import type { Logger } from './platform/logger.ts';
@@ -34,6 +35,8 @@ export async function startAllInOne(config: Config, log: Logger) {
       createNotificationsModule(deps),
       createEventLogModule(deps),
       createDeadLettersModule(deps),
+      // The event contract's AsyncAPI document; no tables.
+      { name: 'contract', migrations: [], routes: asyncApiRoutes },
     ],
   });
 }

@@ -10,6 +10,7 @@ import type { DeadLetterService } from '../dead-letters/dead-letter-service.ts';
 import { deadLetterRoutes } from '../dead-letters/routes.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { createMetrics } from '../../platform/metrics/metrics.ts';
+import { asyncApiRoutes } from '../../contracts/asyncapi-routes.ts';
 
 export interface Upstreams {
   auth: string;
@@ -69,6 +70,8 @@ export async function buildGateway(options: {
     const ready = checks.every((check) => check.ok);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
+
+  await asyncApiRoutes(app);
 
   let mergedDocument: Record<string, any> = {};
   await app.register(swagger, { openapi: { info: { title: 'Defect Control', version: '1.0.0' } } });
