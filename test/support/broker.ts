@@ -106,3 +106,68 @@ export async function startTcpProxy(target: { host: string; port: number }, port
   await listen();
   return { port: boundPort, stop, start: listen, close: stop };
 }
+
+export type StallDirection = 'both' | 'to-broker';
+
+export interface StallableTcpProxy {
+  port: number;
+  /**
+   * Keeps every connection (and accepts new ones) but forwards nothing more in `direction`;
+   * what arrives is dropped. 'both': a broker that takes publishes and never confirms them.
+   * 'to-broker': the broker's deliveries still arrive, the client's acks and publishes never
+   * reach it.
+   */
+  stall(direction?: StallDirection): void;
+  /**
+   * Forwards again. Connections that were stalled are cut (their byte streams lost data, as
+   * after a partition), so their clients connect again.
+   */
+  resume(): void;
+  close(): Promise<void>;
+}
+
+/** A TCP proxy to the broker that a test can stall without closing it, as a partition or a hung broker would. */
+export async function startStallableTcpProxy(target: { host: string; port: number }): Promise<StallableTcpProxy> {
+  const connections = new Set<{ client: net.Socket; upstream: net.Socket; stalled: boolean }>();
+  let stalled: StallDirection | undefined;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target.port, target.host);
+    const connection = { client, upstream, stalled: stalled !== undefined };
+    connections.add(connection);
+    client.on('data', (chunk) => {
+      if (stalled) connection.stalled = true;
+      else upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (stalled === 'both') connection.stalled = true;
+      else client.write(chunk);
+    });
+    for (const socket of [client, upstream]) {
+      socket.on('error', () => socket.destroy());
+      socket.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+        connections.delete(connection);
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stall(direction = 'both') {
+      stalled = direction;
+      for (const connection of connections) connection.stalled = true;
+    },
+    resume() {
+      stalled = undefined;
+      for (const connection of connections) {
+        if (connection.stalled) connection.client.destroy();
+      }
+    },
+    async close() {
+      const closing = new Promise((resolve) => server.close(resolve));
+      for (const { client } of connections) client.destroy();
+      await closing;
+    },
+  };
+}
