@@ -3,12 +3,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { emailOf } from '../support/api-client.ts';
+import { createMailSentinel, emlMailCounter, smtpMailCounter, type MailSentinel } from '../support/sentinel.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 import { parseMail, startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 
 const QUEUE = 'notifications.email';
 const DEMO_EMAIL = 'testuser@example.com';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The demo user reports defect #1 in a new project, assigned to a fresh engineer. */
 async function reportDefect(system: TestSystem, title: string) {
@@ -53,11 +53,14 @@ describe('notifications in embedded mode, without SMTP: .eml files', () => {
       const names = (await fs.readdir(mailDir).catch(() => [] as string[])).filter((name) => name.endsWith('.eml'));
       return Promise.all(names.map(async (name) => parseMail(await fs.readFile(path.join(mailDir, name), 'utf8'))));
     };
-    const statusMails = await eventually(async () => {
-      const mails = (await readMails()).filter((mail) => mail.subject === "Дефект #1 изменил статус на 'В работе'");
-      return mails.length > 0 ? mails : undefined;
-    }, 10_000, 'the .eml of the status change');
-    await sleep(500);
+    const readStatusMails = async () => (await readMails()).filter((mail) => mail.subject === "Дефект #1 изменил статус на 'В работе'");
+    await eventually(async () => (await readStatusMails()).length > 0, 10_000, 'the .eml of the status change');
+    // A second status mail (to the assignee, who made the change) would be written while the
+    // event is handled: before it is in the inbox, and before the sentinel's marker mail.
+    // (The sentinel's defect is #2: it is made on this first settle, after defect #1.)
+    const eventId = await statusChangeEventId(system, defectId);
+    await createMailSentinel(system, emlMailCounter(system.env.DATA_DIR)).settle({ handled: [eventId] });
+    const statusMails = await readStatusMails();
     assert.equal(statusMails.length, 1, 'only the reporter: the assignee made the change');
     assert.match(statusMails[0].to, /<testuser@example\.com>/);
     assert.ok(statusMails[0].text!.includes('«Трещина в стене»'));
@@ -82,10 +85,12 @@ describe('notifications in embedded mode, without SMTP: .eml files', () => {
 describe('notifications in embedded mode, with SMTP: exactly once through retries', () => {
   let sink: SmtpSink;
   let system: TestSystem;
+  let sentinel: MailSentinel;
 
   before(async () => {
     sink = await startSmtpSink();
     system = await startTestSystem({ mode: 'embedded', env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' } });
+    sentinel = createMailSentinel(system, smtpMailCounter(sink));
   });
   after(async () => {
     await system?.close();
@@ -93,6 +98,7 @@ describe('notifications in embedded mode, with SMTP: exactly once through retrie
   });
 
   const recipientsOf = (eventId: string) => sink.forEvent(eventId).flatMap((mail) => mail.recipients).sort();
+  const settle = (eventId: string) => sentinel.settle({ handled: [eventId] });
 
   it('when the SMTP server refuses the reporter on the first attempts but takes the assignee\'s mail, then each gets exactly one e-mail', async () => {
     const { engineer, defectId } = await reportDefect(system, 'Протечка');
@@ -103,7 +109,8 @@ describe('notifications in embedded mode, with SMTP: exactly once through retrie
     const eventId = await statusChangeEventId(system, defectId);
 
     await eventually(() => recipientsOf(eventId).length === 2, 15_000, 'both mails');
-    await sleep(1_000);
+    // Retried: only its inbox entry says that no attempt of it is still to come.
+    await settle(eventId);
     assert.deepEqual(recipientsOf(eventId), [DEMO_EMAIL, emailOf(engineer)].sort());
     assert.equal(sink.refusals.get(DEMO_EMAIL), 2);
     const retries = system.logs.lines.filter((line) => line.event_id === eventId && line.msg === 'event handler failed; will retry');
@@ -139,7 +146,7 @@ describe('notifications in embedded mode, with SMTP: exactly once through retrie
     sink.accept(DEMO_EMAIL);
     assert.equal(await system.host.transport.deadLetters.replay(QUEUE, { id: eventId }), 1);
     await eventually(() => recipientsOf(eventId).length === 2, 10_000, 'the replayed mail');
-    await sleep(800);
+    await settle(eventId);
     assert.deepEqual(recipientsOf(eventId), [DEMO_EMAIL, emailOf(engineer)].sort());
   });
 });

@@ -168,7 +168,7 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
   const waitForHandled = async (eventIds: string[], timeoutMs: number) => {
     for (const eventId of eventIds) {
       await eventually(
-        async () => (await system.host.db.query('SELECT 1 FROM notifications.inbox WHERE event_id = $1', [eventId])).rowCount > 0,
+        async () => (await system.host.db.query('SELECT 1 FROM notifications.inbox WHERE event_id = $1', [eventId])).rows.length > 0,
         timeoutMs,
         `event ${eventId} handled for good by notifications (in its inbox)`,
       );
