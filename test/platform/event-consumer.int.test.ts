@@ -11,7 +11,7 @@ import { createAmqpTransport } from '../../src/platform/events/amqp-transport.ts
 import { createEvent } from '../../src/platform/events/envelope.ts';
 import { inboxMigration, PermanentFailure, startEventConsumer, type EventHandler } from '../../src/platform/events/event-consumer.ts';
 import { createInProcessTransport } from '../../src/platform/events/in-process-transport.ts';
-import type { EventTransport, OutgoingMessage, Subscription } from '../../src/platform/events/transport.ts';
+import type { DeliveryOutcome, EventTransport, OutgoingMessage, Subscription } from '../../src/platform/events/transport.ts';
 import { deleteQueues, startTcpProxy, withBroker } from '../support/broker.ts';
 import { amqpUrlThroughPort, TEST_AMQP_URL, TEST_POSTGRES_URL, testBrokerAddress } from '../support/environment.ts';
 import { captureLogs } from '../support/log-capture.ts';
@@ -67,6 +67,52 @@ async function createFixture(kind: 'amqp' | 'in-process', amqpUrl = TEST_AMQP_UR
   };
 }
 
+/** What a transport handed to its subscribers, seen before the consumer's inbox. */
+interface ObservedDeliveries {
+  /** The transport, with every subscriber's deliveries observed. */
+  transport: EventTransport;
+  /** How many times the message was handed to a subscriber. */
+  handedOver(messageId: string): number;
+  /** The outcomes of its deliveries whose handling finished (the effect committed), in order. */
+  outcomes(messageId: string): Array<DeliveryOutcome['kind']>;
+  /** Deliveries handed over and not finished yet. */
+  inHand(): number;
+}
+
+/**
+ * Observes every delivery at the transport: the consumer's inbox turns a repeated delivery
+ * into a no-op its handler never sees, so only here can a test tell that a message came again.
+ */
+function observeDeliveries(transport: EventTransport): ObservedDeliveries {
+  const handedOver = new Map<string, number>();
+  const outcomes = new Map<string, Array<DeliveryOutcome['kind']>>();
+  let inHand = 0;
+  return {
+    transport: {
+      ...transport,
+      subscribe: (options) =>
+        transport.subscribe({
+          ...options,
+          async handle(message) {
+            const id = String(message.messageId);
+            handedOver.set(id, (handedOver.get(id) ?? 0) + 1);
+            inHand += 1;
+            try {
+              const outcome = await options.handle(message);
+              outcomes.set(id, [...(outcomes.get(id) ?? []), outcome.kind]);
+              return outcome;
+            } finally {
+              inHand -= 1;
+            }
+          },
+        }),
+    },
+    handedOver: (messageId) => handedOver.get(messageId) ?? 0,
+    outcomes: (messageId) => outcomes.get(messageId) ?? [],
+    inHand: () => inHand,
+  };
+}
+
 async function prepareSchema(db: Database) {
   await migrate(db, SCHEMA, [
     inboxMigration,
@@ -100,11 +146,12 @@ async function effects(db: Database): Promise<number[]> {
 for (const kind of ['amqp', 'in-process'] as const) {
   describe(`event consumer runtime (${kind})`, () => {
     let fixture: Fixture;
+    let deliveries: ObservedDeliveries;
     let subscription: Subscription | undefined;
     const subscribe = async (handler: EventHandler, options: { maxEventsPerTransaction?: number } = {}) => {
       subscription = startEventConsumer({
         db: fixture.db,
-        transport: fixture.transport,
+        transport: deliveries.transport,
         log: captureLogs('fatal').log,
         schema: SCHEMA,
         name: CONSUMER,
@@ -119,6 +166,7 @@ for (const kind of ['amqp', 'in-process'] as const) {
     before(async () => {
       if (kind === 'amqp') await deleteQueues([CONSUMER, `${CONSUMER}.dlq`, `${CONSUMER}.retry.1`, `${CONSUMER}.retry.2`]);
       fixture = await createFixture(kind);
+      deliveries = observeDeliveries(fixture.transport);
     });
     afterEach(async () => {
       await subscription?.close();
@@ -169,9 +217,11 @@ for (const kind of ['amqp', 'in-process'] as const) {
       await eventually(async () => (await effects(fixture.db)).length === 1, 10_000, 'the replayed effect');
       assert.deepEqual(await fixture.transport.deadLetters.list(CONSUMER), []);
 
-      // Replaying an event that was meanwhile handled has no second effect (the inbox).
+      // Delivering an event that was meanwhile handled has no second effect (the inbox).
+      const finishedBefore = deliveries.outcomes(event.event_id).length;
       await fixture.publish([message]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await eventually(() => deliveries.outcomes(event.event_id).length === finishedBefore + 1, 5_000, 'the repeat delivered and finished');
+      assert.equal(deliveries.outcomes(event.event_id).at(-1), 'ack');
       assert.deepEqual(await effects(fixture.db), [2]);
     });
 
@@ -218,11 +268,12 @@ for (const kind of ['amqp', 'in-process'] as const) {
 
     it('when the same event is delivered twice, then it has one effect', async () => {
       await subscribe(recordEffect);
-      const { message } = eventMessage(4);
+      const { event, message } = eventMessage(4);
       await fixture.publish([message, message]);
       await fixture.publish([message]);
-      await eventually(async () => (await effects(fixture.db)).length >= 1, 5_000, 'the effect');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Each of the three finished: the effect of any of them is committed by then.
+      await eventually(() => deliveries.outcomes(event.event_id).length === 3, 5_000, 'three deliveries finished');
+      assert.deepEqual(deliveries.outcomes(event.event_id), ['ack', 'ack', 'ack']);
       assert.deepEqual(await effects(fixture.db), [4]);
     });
 
@@ -251,11 +302,14 @@ for (const kind of ['amqp', 'in-process'] as const) {
       let handled = 0;
       await subscribe(async (tx, event, context) => {
         started();
+        // Keeps the handler busy across the close() below: a close that did not wait for it
+        // would resolve before the effect is committed.
         await new Promise((resolve) => setTimeout(resolve, 300));
         await recordEffect(tx, event, context);
         handled += 1;
       });
-      await fixture.publish([eventMessage(6).message]);
+      const inHand = eventMessage(6);
+      await fixture.publish([inHand.message]);
       await handlerStarted;
       await subscription!.close();
       subscription = undefined;
@@ -264,8 +318,15 @@ for (const kind of ['amqp', 'in-process'] as const) {
         await recordEffect(tx, event, context);
         handled += 1;
       });
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      assert.equal(handled, 1, 'not delivered again');
+      // A sentinel published now is behind a redelivered message 6 in the queue, and the
+      // transport hands messages over in queue order: once the sentinel is handled, a
+      // redelivery would have been handed over (and counted) before it.
+      const sentinel = eventMessage(7);
+      await fixture.publish([sentinel.message]);
+      await eventually(() => deliveries.outcomes(sentinel.event.event_id).length === 1, 5_000, 'the sentinel handled');
+      assert.equal(deliveries.handedOver(inHand.event.event_id), 1, 'not delivered again');
+      assert.equal(handled, 2, 'the message in hand, then the sentinel');
+      assert.deepEqual(await effects(fixture.db), [6, 7]);
     });
   });
 }
@@ -275,8 +336,9 @@ describe('event consumer through a broker outage', () => {
     await deleteQueues([CONSUMER, `${CONSUMER}.dlq`, `${CONSUMER}.retry.1`, `${CONSUMER}.retry.2`]);
     const proxy = await startTcpProxy(testBrokerAddress());
     const fixture = await createFixture('amqp', amqpUrlThroughPort(proxy.port));
+    const deliveries = observeDeliveries(fixture.transport);
     const subscription = startEventConsumer({
-      db: fixture.db, transport: fixture.transport, log: captureLogs('fatal').log, schema: SCHEMA, name: CONSUMER,
+      db: fixture.db, transport: deliveries.transport, log: captureLogs('fatal').log, schema: SCHEMA, name: CONSUMER,
       handlers: { [EVENT_TYPE]: async (tx, event, context) => {
         await new Promise((resolve) => setTimeout(resolve, 30));
         await recordEffect(tx, event, context);
@@ -286,22 +348,27 @@ describe('event consumer through a broker outage', () => {
     try {
       await subscription.ready;
       // Published straight to the broker, not through the proxy that is about to be cut.
-      await withBroker(async (connection) => {
-        const publisher = connection.createPublisher({ confirm: true });
-        for (let item = 1; item <= 200; item += 1) {
-          const { message } = eventMessage(item);
-          await publisher.send({ exchange: 'events', routingKey: EVENT_TYPE, messageId: message.messageId, contentType: 'application/json', durable: true }, message.body);
-        }
-        await publisher.close();
-      });
+      const publishItems = (items: number[]) =>
+        withBroker(async (connection) => {
+          const publisher = connection.createPublisher({ confirm: true });
+          for (const item of items) {
+            const { message } = eventMessage(item);
+            await publisher.send({ exchange: 'events', routingKey: EVENT_TYPE, messageId: message.messageId, contentType: 'application/json', durable: true }, message.body);
+          }
+          await publisher.close();
+        });
+      await publishItems(Array.from({ length: 200 }, (_, index) => index + 1));
       await eventually(async () => (await effects(fixture.db)).length >= 20, 10_000, 'some effects before the cut');
       await proxy.stop();
       assert.ok((await effects(fixture.db)).length < 200, 'the cut came while events were flowing');
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await eventually(() => !fixture.transport.isReady(), 10_000, 'the consumer to notice the cut');
       await proxy.start();
-      await eventually(async () => (await effects(fixture.db)).length === 200, 30_000, 'all effects after reconnection');
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.deepEqual(await effects(fixture.db), Array.from({ length: 200 }, (_, index) => index + 1));
+      await eventually(async () => (await effects(fixture.db)).length >= 200, 30_000, 'all effects after reconnection');
+      // Whatever the cut sent round again is in the queue before this sentinel, and handed over
+      // in queue order: once the sentinel is handled and nothing is in hand, all of it was handled.
+      await publishItems([201]);
+      await eventually(async () => (await effects(fixture.db)).includes(201) && deliveries.inHand() === 0, 10_000, 'the sentinel handled, nothing in hand');
+      assert.deepEqual(await effects(fixture.db), Array.from({ length: 201 }, (_, index) => index + 1));
     } finally {
       await subscription.close();
       await fixture.close();
