@@ -28,15 +28,20 @@ export async function startAllInOne(config: Config, log: Logger) {
     // 20 took a third more writes than 10 in `npm run bench`; 32 no more than 20, with
     // more memory.
     defaultPoolSize: ALL_IN_ONE_POOL_SIZE,
-    modules: (deps) => [
-      createAuthModule({ ...deps, keys }),
-      createProjectsModule(deps),
-      createDefectsModule({ ...deps, projectsUrl: config.PROJECTS_URL ?? `http://127.0.0.1:${port}` }),
-      createNotificationsModule(deps),
-      createEventLogModule(deps),
-      createDeadLettersModule(deps),
-      // The event contract's AsyncAPI document; no tables.
-      { name: 'contract', migrations: [], routes: asyncApiRoutes },
-    ],
+    modules: (deps) => {
+      const projects = createProjectsModule(deps);
+      return [
+        createAuthModule({ ...deps, keys }),
+        projects,
+        // Defects ask the projects module in this process, not its own HTTP port, about a
+        // project whose event has not arrived yet.
+        createDefectsModule({ ...deps, lookupProject: (id) => projects.projects.find(id) }),
+        createNotificationsModule(deps),
+        createEventLogModule(deps),
+        createDeadLettersModule(deps),
+        // The event contract's AsyncAPI document; no tables.
+        { name: 'contract', migrations: [], routes: asyncApiRoutes },
+      ];
+    },
   });
 }

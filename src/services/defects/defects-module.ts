@@ -3,13 +3,13 @@ import { createOutbox } from '../../platform/events/outbox.ts';
 import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
 import { createDefectsService } from './defects-service.ts';
 import { defectsMigrations } from './migrations.ts';
-import { createProjectDirectory } from './project-directory.ts';
+import { createProjectDirectory, type ProjectLookup } from './project-directory.ts';
 import { projectEventHandlers } from './project-events.ts';
 import { defectsRoutes } from './routes.ts';
 
-export function createDefectsModule(deps: ServiceDeps & { projectsUrl: string }): ServiceModule {
+export function createDefectsModule(deps: ServiceDeps & { lookupProject: ProjectLookup }): ServiceModule {
   const outbox = createOutbox({ db: deps.db, schema: 'defects' });
-  const projects = createProjectDirectory({ db: deps.db, projectsUrl: deps.projectsUrl });
+  const projects = createProjectDirectory({ db: deps.db, lookupProject: deps.lookupProject });
   const defects = createDefectsService({ db: deps.db, outbox, projects });
   return {
     name: 'defects',

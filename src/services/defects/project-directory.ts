@@ -12,22 +12,23 @@ export interface KnownProject {
   deleted_at: Date | null;
 }
 
+/** A project as the defects service needs it. */
+export interface ProjectSummary {
+  id: number;
+  name: string;
+  owner_id: number;
+}
+
 /**
- * What the defects service knows of projects without reading the projects service's
- * tables: a local copy fed by project.* events, and the projects API for a project
- * created so recently that its event has not arrived yet.
+ * Where the defects service asks, on the caller's behalf, about a project it has not heard
+ * of yet: the projects API when it runs alone (`projectLookupOverHttp`), the projects module
+ * itself when both run in one process. Undefined when there is no such project.
  */
-export function createProjectDirectory(deps: { db: Database; projectsUrl: string }) {
-  const { db } = deps;
+export type ProjectLookup = (id: number, actor: Actor) => Promise<ProjectSummary | undefined>;
 
-  const remember = (tx: Queryable, project: { id: number; name: string; owner_id: number }) =>
-    tx.query(
-      `INSERT INTO defects.known_projects (id, name, owner_id) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
-      [project.id, project.name, project.owner_id],
-    );
-
-  const fetchFromProjectsService = async (id: number, actor: Actor) => {
-    const response = await request(`${deps.projectsUrl}/v1/projects/${id}`, {
+export function projectLookupOverHttp(projectsUrl: string): ProjectLookup {
+  return async (id, actor) => {
+    const response = await request(`${projectsUrl}/v1/projects/${id}`, {
       // On the caller's behalf, and followed as part of the caller's request.
       headers: { authorization: actor.authorization, 'x-request-id': actor.requestId, traceparent: actor.traceparent, accept: 'application/json' },
       headersTimeout: 5_000,
@@ -35,13 +36,28 @@ export function createProjectDirectory(deps: { db: Database; projectsUrl: string
     }).catch((error: Error) => {
       throw upstreamUnavailable(`The projects service is unreachable: ${error.message}`);
     });
-    const body = (await response.body.json().catch(() => undefined)) as { id: number; name: string; owner_id: number } | undefined;
+    const body = (await response.body.json().catch(() => undefined)) as ProjectSummary | undefined;
     if (response.statusCode === 404) return undefined;
     if (response.statusCode !== 200 || !body) {
       throw upstreamUnavailable(`The projects service answered ${response.statusCode}`);
     }
     return body;
   };
+}
+
+/**
+ * What the defects service knows of projects without reading the projects service's
+ * tables: a local copy fed by project.* events, and a lookup for a project created so
+ * recently that its event has not arrived yet.
+ */
+export function createProjectDirectory(deps: { db: Database; lookupProject: ProjectLookup }) {
+  const { db } = deps;
+
+  const remember = (tx: Queryable, project: ProjectSummary) =>
+    tx.query(
+      `INSERT INTO defects.known_projects (id, name, owner_id) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
+      [project.id, project.name, project.owner_id],
+    );
 
   const find = async (tx: Queryable, id: number): Promise<KnownProject | undefined> => {
     const { rows } = await tx.query<KnownProject>(
@@ -53,7 +69,7 @@ export function createProjectDirectory(deps: { db: Database; projectsUrl: string
 
   const resolveFrom = async (known: KnownProject | undefined, id: number, actor: Actor): Promise<KnownProject | undefined> => {
     if (known) return known.deleted_at ? undefined : known;
-    const fetched = await fetchFromProjectsService(id, actor);
+    const fetched = await deps.lookupProject(id, actor);
     if (!fetched) return undefined;
     await remember(db, fetched);
     return { id: fetched.id, name: fetched.name, owner_id: fetched.owner_id, deleted_at: null };
@@ -67,7 +83,6 @@ export function createProjectDirectory(deps: { db: Database; projectsUrl: string
      * the local copy already made (read along with something else). Call outside a transaction.
      */
     resolveFrom,
-
 
     /** Consumer handlers keeping the copy current; each is safe in any order. */
     handlers: {

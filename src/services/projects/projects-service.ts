@@ -43,6 +43,9 @@ export function createProjectsService(deps: { db: Database; outbox: Outbox }) {
       return project;
     },
 
+    /** The project, or undefined: for modules in the same process (no HTTP, no error). */
+    find: (id: number): Promise<Project | undefined> => projectsRepository.findById(db, id),
+
     list: (filter: { owner_id?: number; limit: number; offset: number }) =>
       projectsRepository.list(db, filter).then((page) => ({ ...page, limit: filter.limit, offset: filter.offset })),
 
