@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bindTestQueue, type TestQueue } from '../support/broker.ts';
+import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
 import { eventually, MODES, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -9,11 +9,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 for (const mode of MODES) {
   describe(`seed walkthrough (${mode})`, () => {
     let system: TestSystem;
-    let queue: TestQueue | undefined;
+    let queue: SentinelQueue | undefined;
     let token: string;
 
     before(async () => {
-      if (mode === 'postgres') queue = await bindTestQueue(['project.*', 'defect.*']);
+      if (mode === 'postgres') queue = await bindSentinelQueue(['project.*', 'defect.*']);
       system = await startTestSystem({ mode });
     });
     after(async () => {
@@ -71,7 +71,8 @@ for (const mode of MODES) {
     if (mode === 'postgres') {
       it('every event of the walkthrough reached RabbitMQ, in order, once', async () => {
         const messages = await queue!.waitFor(4);
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Nothing left to publish, and everything published came before a marker sent now.
+        await queue!.settle(system.host.db);
         assert.deepEqual(
           queue!.messages.map((message) => message.routingKey),
           ['project.created', 'defect.created', 'defect.status_changed', 'defect.updated'],

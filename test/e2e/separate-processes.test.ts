@@ -5,24 +5,25 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createApiClient } from '../support/api-client.ts';
-import { bindTestQueue, deleteQueues, type TestQueue } from '../support/broker.ts';
+import { deleteQueues } from '../support/broker.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
+import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
 import { eventually } from '../support/test-system.ts';
 
 // One process per service, two replicas of projects, all sharing one PostgreSQL and one RabbitMQ.
 describe('one service per process, with replicas', () => {
   const databaseUrl = `${TEST_POSTGRES_URL}/dc_split_${process.pid}_${Date.now()}`;
   const processes: ServiceProcess[] = [];
-  let queue: TestQueue;
+  let queue: SentinelQueue;
   let dataDir: string;
   let gateway: ServiceProcess;
   let projectsReplicas: ServiceProcess[];
 
   before(async () => {
     await deleteQueues(SERVICE_QUEUES);
-    queue = await bindTestQueue(['project.*', 'defect.*']);
+    queue = await bindSentinelQueue(['project.*', 'defect.*']);
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'defect-control-split-'));
     const common = { DATABASE_URL: databaseUrl, AMQP_URL: TEST_AMQP_URL, DATA_DIR: dataDir, LOG_LEVEL: 'info' };
     const [authPort, projectsPort1, projectsPort2, defectsPort, gatewayPort, eventLogPort] = await Promise.all(
@@ -101,7 +102,14 @@ describe('one service per process, with replicas', () => {
       createdIds.push(response.body.id);
     }
     await queue.waitFor(before + 30, 15_000);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // Both replicas' relays share the outbox: once it is empty neither has anything left to
+    // publish (again), and a marker shows that everything published has arrived.
+    const db = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+    try {
+      await queue.settle(db);
+    } finally {
+      await db.end();
+    }
     const published = queue.messages.slice(before).map((message) => (message.body as any).data.project_id);
     assert.deepEqual(published, createdIds);
     const appIds = new Set(queue.messages.slice(before).map((message) => message.appId));

@@ -1,19 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createApiClient } from '../support/api-client.ts';
-import { bindTestQueue, deleteQueues, type TestQueue } from '../support/broker.ts';
+import { deleteQueues } from '../support/broker.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess } from '../support/processes.ts';
+import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
 import pg from 'pg';
 
 describe('crash between commit and publish', () => {
   const databaseUrl = `${TEST_POSTGRES_URL}/dc_crash_${process.pid}_${Date.now()}`;
-  let queue: TestQueue;
+  let queue: SentinelQueue;
 
   before(async () => {
     await deleteQueues(SERVICE_QUEUES);
-    queue = await bindTestQueue(['project.*', 'defect.*']);
+    queue = await bindSentinelQueue(['project.*', 'defect.*']);
   });
   after(async () => {
     await queue?.close();
@@ -39,7 +40,14 @@ describe('crash between commit and publish', () => {
     const second = await startProcess('src/main.ts', { ...env, AMQP_URL: TEST_AMQP_URL }, await freePort());
     try {
       await queue.waitFor(4, 15_000);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Once the outboxes are empty nothing is left to publish (again), and a marker shows
+      // that everything published has arrived.
+      const db = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+      try {
+        await queue.settle(db);
+      } finally {
+        await db.end();
+      }
       // Each service's relay publishes its own events in commit order; the two relays race.
       const ofService = (prefix: string) => queue.messages.map((m) => m.routingKey).filter((key) => key.startsWith(prefix));
       assert.equal(queue.messages.length, 4);

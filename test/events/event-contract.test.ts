@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AsyncMessage } from 'rabbitmq-client';
 import type { TestUser } from '../support/api-client.ts';
-import { bindTestQueue, type TestQueue } from '../support/broker.ts';
+import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
 import { startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 /** The seed's table, "СПИСОК ВСЕХ СОБЫТИЙ": every type with exactly these data fields. */
@@ -21,7 +21,7 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/;
 
 describe('event contract on RabbitMQ', () => {
   let system: TestSystem;
-  let queue: TestQueue;
+  let queue: SentinelQueue;
   let owner: TestUser;
   const requestIds: string[] = [];
   let started: number;
@@ -29,7 +29,7 @@ describe('event contract on RabbitMQ', () => {
   before(async () => {
     system = await startTestSystem({ mode: 'postgres' });
     owner = await system.api.createUser('manager');
-    queue = await bindTestQueue(['project.*', 'defect.*']);
+    queue = await bindSentinelQueue(['project.*', 'defect.*']);
     started = Date.now();
 
     const { api } = system;
@@ -51,7 +51,8 @@ describe('event contract on RabbitMQ', () => {
     assert.equal((await api.post('/v1/defects', { project_id: 999, title: 'Нет проекта' }, owner.token)).status, 404);
     assert.equal((await api.post('/v1/projects', { name: '' }, owner.token)).status, 422);
     await queue.waitFor(8);
-    await new Promise((resolve) => setTimeout(resolve, 500)); // anything extra would arrive now
+    // Anything extra would be in an outbox still, or in the queue before a marker sent now.
+    await queue.settle(system.host.db);
   });
   after(async () => {
     await queue?.close();

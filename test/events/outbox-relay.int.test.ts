@@ -10,7 +10,7 @@ import { createEvent } from '../../src/platform/events/envelope.ts';
 import { createOutbox, outboxMigrations, type Outbox } from '../../src/platform/events/outbox.ts';
 import { createOutboxRelay, type OutboxRelay } from '../../src/platform/events/outbox-relay.ts';
 import type { EventTransport } from '../../src/platform/events/transport.ts';
-import { bindTestQueue, type TestQueue } from '../support/broker.ts';
+import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
 import { TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { captureLogs } from '../support/log-capture.ts';
 import { eventually } from '../support/test-system.ts';
@@ -25,16 +25,14 @@ interface Replica {
   relay: OutboxRelay;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** The `label`s of the published events, in the order the broker delivered them. */
-const labelsOf = (queue: TestQueue) => queue.messages.map((message) => (message.body as { data: { label: string } }).data.label);
+const labelsOf = (queue: SentinelQueue) => queue.messages.map((message) => (message.body as { data: { label: string } }).data.label);
 
 describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
   const databaseName = `dc_relay_${process.pid}_${Date.now()}`;
   const databaseUrl = `${TEST_POSTGRES_URL}/${databaseName}`;
   let db: Database;
-  let queue: TestQueue;
+  let queue: SentinelQueue;
   const replicas: Replica[] = [];
 
   const startReplica = (options: { maxBurstMs?: number } = {}): Replica => {
@@ -78,22 +76,24 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
   });
 
   it('when two replicas commit events one after another, then each event is published once, in commit order, and leaves the outbox', async () => {
-    queue = await bindTestQueue([EVENT_TYPE]);
+    queue = await bindSentinelQueue([EVENT_TYPE]);
     const first = startReplica();
     const second = startReplica();
     const labels = Array.from({ length: 300 }, (_, index) => `e${index}`);
     for (const [index, label] of labels.entries()) await commit(index % 2 === 0 ? first : second, label);
 
     await queue.waitFor(labels.length, 20_000);
-    await sleep(300); // a duplicate would arrive meanwhile
+    // A duplicate comes from a row published and not yet deleted: none is left once the
+    // outbox is empty, and what was published arrived before a marker sent then.
+    await queue.settle(db);
     assert.deepEqual(labelsOf(queue), labels);
-    await eventually(async () => (await outboxRows()) === 0, 5_000, 'an empty outbox');
+    assert.equal(await outboxRows(), 0, 'an empty outbox');
     await queue.close();
     await stopReplicas();
   });
 
   it('when a transaction commits a row after the relay has passed its id, then that late row is published before the events that follow it', async () => {
-    queue = await bindTestQueue([EVENT_TYPE]);
+    queue = await bindSentinelQueue([EVENT_TYPE]);
     // One burst for the whole test: the relay never starts over from the oldest row by itself.
     const replica = startReplica({ maxBurstMs: 60_000 });
 
@@ -118,15 +118,18 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
     await late.end();
     // Committed after the late row, as a second change to the same record would be.
     await commit(replica, 'after-late');
-    await sleep(300);
+    // The stream goes on until the relay has published 'after-late', so that it does so in
+    // the burst that had passed the late row (an outbox it found empty would end the burst).
+    await eventually(() => labelsOf(queue).includes('after-late'), 10_000, "'after-late' published");
     streaming = false;
     await stream;
 
     await eventually(() => labelsOf(queue).includes('after-late') && labelsOf(queue).includes('late'), 10_000, 'both events');
-    await sleep(300);
+    // As above: an empty outbox, then a marker, and no copy can still come.
+    await queue.settle(db);
     const published = labelsOf(queue);
     assert.ok(published.indexOf('late') < published.indexOf('after-late'), `the late row first: ${published.join(' ')}`);
     assert.equal(new Set(published).size, published.length, 'each event once');
-    await eventually(async () => (await outboxRows()) === 0, 5_000, 'an empty outbox');
+    assert.equal(await outboxRows(), 0, 'an empty outbox');
   });
 });
