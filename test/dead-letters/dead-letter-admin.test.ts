@@ -5,12 +5,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import type { TestUser } from '../support/api-client.ts';
+import { emailOf, type TestUser } from '../support/api-client.ts';
 import { withBroker } from '../support/broker.ts';
+import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CONSUMER = 'defects.project-directory';
+const MAIL_CONSUMER = 'notifications.email';
 
 /** `npm run dlq -- …` as an operator runs it, with the services' configuration. */
 async function dlq(args: string[], env: Record<string, string>) {
@@ -38,23 +40,32 @@ async function publishGarbage(count: number) {
 }
 
 describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
+  let sink: SmtpSink;
   let system: TestSystem;
   let admin: TestUser;
   let engineer: TestUser;
+  let manager: TestUser;
   const brokerEnv = () => ({ AMQP_URL: system.env.AMQP_URL, DATABASE_URL: system.env.DATABASE_URL });
+  const parkedTotal = async (consumer: string) =>
+    (await system.api.get(`/v1/admin/dead-letters?consumer=${consumer}`, admin.token)).body.total as number;
 
   before(async () => {
-    system = await startTestSystem({ mode: 'postgres' });
+    sink = await startSmtpSink();
+    system = await startTestSystem({ mode: 'postgres', env: { SMTP_URL: sink.url } });
     admin = await system.api.createUser('admin');
     engineer = await system.api.createUser('engineer');
+    manager = await system.api.createUser('manager');
     await publishGarbage(3);
+    // project.created reaches the notifications' queue too, where the garbage is parked as well.
     await eventually(async () => {
-      const response = await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token);
-      return response.body.total === 3;
-    }, 10_000, 'three parked messages');
+      const totals = [await parkedTotal(CONSUMER), await parkedTotal(MAIL_CONSUMER)];
+      if (totals.every((total) => total === 3)) return true;
+      throw new Error(`parked so far ${totals.join(' and ')}`);
+    }, 10_000, 'three parked messages at each consumer');
   });
   after(async () => {
     await system?.close();
+    await sink?.close();
   });
 
   it('when an admin lists dead letters, then each shows consumer, reason, attempts and the body as received', async () => {
@@ -107,12 +118,67 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
   });
 
   it('when all are replayed, then they go back to the consumer (and, still not events, are parked again)', async () => {
+    const listed = async () => (await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token)).body.items as Array<{ id: string; parkedAt: string; attempts: number }>;
+    const before = await listed();
+    assert.equal(before.length, 2);
     const replayed = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${CONSUMER}`, { token: admin.token });
     assert.equal(replayed.status, 200);
     assert.equal(replayed.body.replayed, 2);
-    await eventually(async () => (await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token)).body.total === 2, 10_000, 'parked again');
+    // The same two, each parked again after the replay: they went round the consumer.
+    const parkedAgain = await eventually(async () => {
+      const now = await listed();
+      return now.length === 2 && now.every((item) => before.some((old) => old.id === item.id && item.parkedAt > old.parkedAt)) ? now : undefined;
+    }, 10_000, 'both parked again, later than before');
+    assert.deepEqual(parkedAgain.map((item) => item.attempts), [1, 1]);
     const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${CONSUMER}`, { token: admin.token });
     assert.deepEqual(purged.body, { purged: 2 });
+  });
+
+  it('when parked events are replayed, one by id and then all, then each is handled once: its mail arrives once, the event log says handled, and it leaves the list', async () => {
+    // Only this test's events in the notifications' dead letters, so that totals count them.
+    assert.deepEqual((await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${MAIL_CONSUMER}`, { token: admin.token })).body, { purged: 3 });
+
+    // The engineer's mail server refuses for good (550): each assignment mail parks its event at once.
+    sink.refuse(emailOf(engineer), Infinity, 550);
+    const project = (await system.api.post('/v1/projects', { name: 'Мастерская' }, manager.token)).body;
+    const eventIds: string[] = [];
+    for (const title of ['Скрипит дверь', 'Течёт кран', 'Мигает лампа']) {
+      const defect = await system.api.post('/v1/defects', { project_id: project.id, title, assignee_id: engineer.id }, manager.token);
+      assert.equal(defect.status, 201);
+      const assigned = await eventually(async () => {
+        const page = await system.api.get(`/v1/events?event_type=defect.assigned&defect_id=${defect.body.id}`, admin.token);
+        return page.body.items[0];
+      }, 10_000, `the assignment of defect ${defect.body.id} recorded`);
+      eventIds.push(assigned.event_id);
+    }
+    const mailStatus = async (eventId: string) => {
+      const response = await system.api.get(`/v1/events/${eventId}`, admin.token);
+      return response.body.deliveries?.find((delivery: any) => delivery.consumer === MAIL_CONSUMER)?.status as string | undefined;
+    };
+    await eventually(async () => (await parkedTotal(MAIL_CONSUMER)) === 3, 10_000, 'the three assignments parked');
+    for (const eventId of eventIds) assert.equal(await mailStatus(eventId), 'parked');
+    assert.deepEqual(sink.to(emailOf(engineer)), [], 'nothing reached the engineer yet');
+    sink.accept(emailOf(engineer));
+
+    const [first, ...rest] = eventIds;
+    const one = await system.api.request('POST', `/v1/admin/dead-letters/${first}/replay?consumer=${MAIL_CONSUMER}`, { token: admin.token });
+    assert.equal(one.status, 200);
+    assert.deepEqual(one.body, { replayed: 1 });
+    // The handled report goes out after the mail was sent and recorded: by then its mail is here.
+    await eventually(async () => (await mailStatus(first)) === 'handled', 10_000, 'the replayed event handled');
+    assert.equal(sink.forEvent(first).length, 1, 'one mail for the replayed event');
+    assert.deepEqual(sink.forEvent(first)[0].recipients, [emailOf(engineer)]);
+    for (const eventId of rest) assert.deepEqual(sink.forEvent(eventId), [], 'the others still parked, not sent');
+    const left = (await system.api.get(`/v1/admin/dead-letters?consumer=${MAIL_CONSUMER}`, admin.token)).body;
+    assert.deepEqual(left.items.map((item: any) => item.id).sort(), [...rest].sort(), 'only the replayed one left the list');
+
+    const all = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${MAIL_CONSUMER}`, { token: admin.token });
+    assert.equal(all.status, 200);
+    assert.deepEqual(all.body, { replayed: 2 });
+    for (const eventId of rest) await eventually(async () => (await mailStatus(eventId)) === 'handled', 10_000, `replayed event ${eventId} handled`);
+    for (const eventId of eventIds) assert.equal(sink.forEvent(eventId).length, 1, `one mail for ${eventId}`);
+    assert.equal(sink.to(emailOf(engineer)).length, 3);
+    assert.equal(await parkedTotal(MAIL_CONSUMER), 0);
   });
 });
 
