@@ -2,13 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateKeyPair, SignJWT } from 'jose';
 import type { ApiClient, ApiResponse, TestUser } from '../support/api-client.ts';
-import { bindTestQueue, type TestQueue } from '../support/broker.ts';
+import { bindSentinelQueue, waitForEmptyOutboxes, type SentinelQueue } from '../support/sentinel.ts';
 import { eventually, MODES, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 // Every bad request is refused with a JSON problem whose `detail` says what is wrong,
 // never with a 500, and leaves the data and the event stream as they were.
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The status, a JSON problem body, and a non-empty detail naming each of `mentions`. */
 function assertProblem(response: ApiResponse, status: number, ...mentions: Array<string | RegExp>) {
@@ -56,12 +54,12 @@ for (const mode of MODES) {
   describe(`bad input is refused and changes nothing (${mode})`, () => {
     let system: TestSystem;
     let api: ApiClient;
-    let queue: TestQueue | undefined;
+    let queue: SentinelQueue | undefined;
     let owner: TestUser;
     let stranger: TestUser;
     let project: any;
     let defect: any;
-    const baseline = { outbox: 0, published: 0, projects: 0, defects: 0, users: 0 };
+    const baseline = { outbox: 0, published: 0, received: 0, projects: 0, defects: 0, users: 0 };
     const answers: Array<{ label: string; status: number }> = [];
 
     /** Asserts the problem and remembers the answer for the final "never a 500" check. */
@@ -87,7 +85,7 @@ for (const mode of MODES) {
     };
 
     before(async () => {
-      if (mode === 'postgres') queue = await bindTestQueue(['#']);
+      if (mode === 'postgres') queue = await bindSentinelQueue(['#']);
       system = await startTestSystem({ mode });
       api = system.api;
 
@@ -99,12 +97,30 @@ for (const mode of MODES) {
       assert.equal(created.status, 201, JSON.stringify(created.body));
       defect = created.body;
 
-      // Let the setup's events (and anything reacting to them) settle, then take the baseline.
-      await sleep(500);
+      // The baseline is taken once the setup's events are published (outboxes empty; on
+      // RabbitMQ, a marker shows they have all arrived) and handled by the consumers, which
+      // is all "settled" can mean here: no consumer stores events in reaction to these types
+      // (only project.deleted makes defects publish), so the wait is for the setup's handling
+      // to be over, bounded by what the inboxes and the event log hold, not by a time.
+      await waitForEmptyOutboxes(system.host.db);
+      await queue?.drain();
       baseline.outbox = await eventsStored(system);
+      await eventually(async () => {
+        const { rows } = await system.host.db.query<{ recorded: number; notified: number; directory: number; projects: number }>(`
+          SELECT count(*)::int AS recorded,
+                 count(n.event_id)::int AS notified,
+                 count(d.event_id)::int AS directory,
+                 count(*) FILTER (WHERE e.event_type LIKE 'project.%')::int AS projects
+          FROM event_log.events e
+          LEFT JOIN notifications.inbox n ON n.event_id = e.event_id
+          LEFT JOIN defects.inbox d ON d.event_id = e.event_id`);
+        const [handled] = rows;
+        return handled.recorded === baseline.outbox && handled.notified === handled.recorded && handled.directory === handled.projects;
+      }, 10_000, 'the setup events recorded by the event log and handled by notifications and defects');
       if (queue) {
         await eventually(async () => (await publishedHere()) === baseline.outbox, 10_000, 'the setup events on the broker');
         baseline.published = await publishedHere();
+        baseline.received = queue.messages.length;
       }
       Object.assign(baseline, await totals());
     });
@@ -391,8 +407,12 @@ for (const mode of MODES) {
 
       if (mode === 'postgres') {
         it('nothing was published to RabbitMQ', async () => {
-          await sleep(500);
+          // Nothing waits in an outbox, and everything published came before a marker sent now.
+          await queue!.settle(system.host.db);
           assert.equal(await publishedHere(), baseline.published);
+          // publishedHere counts only what the event log recorded, which may lag: nothing at all
+          // may have arrived (the test vhost is the tests' own, and files run one at a time).
+          assert.deepEqual(queue!.messages.slice(baseline.received).map((message) => message.routingKey), [], 'no message since the baseline');
           assert.equal(baseline.published, baseline.outbox, 'the setup events themselves were all seen');
         });
       }
