@@ -78,7 +78,7 @@ export async function waitForBlockedStatement(admin: pg.Client, statement: strin
   return waitUntil(`a session blocked on a lock in "${statement}…"`, async () => {
     const { rows } = await admin.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity
-       WHERE datname = current_database() AND wait_event_type = 'Lock' AND ltrim(query) LIKE $1 || '%'`,
+       WHERE datname = current_database() AND wait_event_type = 'Lock' AND ltrim(query, E' \\n\\t\\r') LIKE $1 || '%'`,
       [statement],
     );
     return rows[0]?.pid;
