@@ -36,8 +36,8 @@ async function main(argv: string[]): Promise<number> {
   const [command, id] = positionals;
   if (values.help || !command) throw new UsageError();
   const config = loadConfig();
-  const { queues, close } = await openDeadLetterQueues(config);
-  const deadLetters = createDeadLetterService({ queues, consumers: ALL_CONSUMERS });
+  const opened = await openDeadLetterQueues(config);
+  const deadLetters = createDeadLetterService({ queues: opened.queues, consumers: ALL_CONSUMERS });
   try {
     switch (command) {
       case 'list':
@@ -50,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
       case 'replay':
       case 'purge': {
         if (!id === !values.all) throw new UsageError();
-        const selection = values.all ? ({ all: true } as const) : { id: id! };
+        const selection = values.all ? ({ all: true } as const) : { id: id };
         const count = await deadLetters[command](selection, values.consumer);
         process.stdout.write(`${command === 'replay' ? 'replayed' : 'purged'} ${count}\n`);
         return 0;
@@ -59,12 +59,12 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError();
     }
   } finally {
-    await close();
+    await opened.close();
   }
 }
 
 /** RabbitMQ's queues when AMQP_URL is set, else the embedded database's (with the server stopped). */
-async function openDeadLetterQueues(config: Config): Promise<{ queues: DeadLetterQueues; close(): Promise<void> }> {
+async function openDeadLetterQueues(config: Config): Promise<{ queues: DeadLetterQueues; close: () => Promise<void> }> {
   if (config.AMQP_URL) {
     const connection = new Connection({ url: config.AMQP_URL, connectionName: 'dlq-command' });
     await connection.onConnect(10_000);
@@ -102,8 +102,8 @@ function printList(messages: ParkedMessage[]): void {
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (error) => {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  (error: Error & { code?: string }) => {
+    if (error instanceof UsageError || error.code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${error.message ? `${error.message}\n` : ''}${USAGE}\n`);
       process.exit(2);
     }

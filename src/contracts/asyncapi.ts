@@ -40,7 +40,7 @@ const headers = {
 };
 
 const operationId = (eventType: EventType) =>
-  `publish${eventType.split(/[._]/).map((word) => word[0]!.toUpperCase() + word.slice(1)).join('')}`;
+  `publish${eventType.split(/[._]/).map((word) => word[0].toUpperCase() + word.slice(1)).join('')}`;
 
 export function buildAsyncApiDocument(version: string): Record<string, unknown> {
   const channels: Record<string, unknown> = {};

@@ -28,7 +28,7 @@ export function createBatchWriter<Item, Result = void>(options: {
     const written = previous.then(() => options.write(batch.map((entry) => entry.item)));
     previous = written.catch(() => undefined);
     written.then(
-      (results) => batch.forEach((entry, index) => entry.resolve((results ?? [])[index] as Result)),
+      (results) => batch.forEach((entry, index) => entry.resolve((results ?? [])[index])),
       (error) => batch.forEach((entry) => entry.reject(error)),
     );
   };

@@ -15,7 +15,7 @@ export function runMain(name: string, start: (config: Config, log: Logger) => Pr
   const log = createLogger(config.LOG_LEVEL, name);
   start(config, log).then(
     (running) => closeOnSignals(running, log),
-    (error) => {
+    (error: Error) => {
       log.fatal({ err: error }, `${name} failed to start: ${error.message}`);
       process.exit(1);
     },

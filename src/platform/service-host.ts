@@ -83,7 +83,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       ...relays.map((relay, index) => ({ name: `outbox-relay:${publishers[index].name}`, check: () => relay.status() })),
     ],
   });
-  for (const module of modules) await app.register(module.routes);
+  for (const module of modules) await app.register((scope) => module.routes(scope));
 
   for (const module of modules) {
     for (const consumer of module.consumers ?? []) metrics.watchDeadLetters(consumer.name, transport.deadLetters);

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, jwtVerify, type CryptoKey, type JWTVerifyGetKey, type KeyObject } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type CryptoKey, type JWTVerifyResult, type KeyObject } from 'jose';
 
 /** The roles of the token contract; each service decides what a role may do. */
 export const ROLES = ['admin', 'manager', 'engineer', 'observer'] as const;
@@ -21,17 +21,12 @@ export type TokenVerifier = (token: string) => Promise<AuthenticatedUser>;
  * or JWT_PUBLIC_KEY), or fetched and cached from the auth service's JWKS endpoint.
  */
 export function createTokenVerifier(key: CryptoKey | KeyObject | { jwksUrl: string }): TokenVerifier {
-  const keySource: CryptoKey | KeyObject | JWTVerifyGetKey =
-    'jwksUrl' in key ? createRemoteJWKSet(new URL(key.jwksUrl)) : key;
+  const verifySignature = signatureVerifier(key);
   const verified = new Map<string, { user: AuthenticatedUser; expiresAt: number }>();
   return async (token) => {
     const known = verified.get(token);
     if (known && known.expiresAt > Date.now()) return known.user;
-    const { payload } = await jwtVerify(token, keySource as any, {
-      issuer: TOKEN_ISSUER,
-      audience: TOKEN_AUDIENCE,
-      algorithms: [TOKEN_ALGORITHM],
-    });
+    const { payload } = await verifySignature(token);
     const id = Number(payload.sub);
     const role = payload.role as Role;
     if (!Number.isInteger(id) || !ROLES.includes(role) || typeof payload.username !== 'string' || !payload.exp) {
@@ -47,6 +42,16 @@ export function createTokenVerifier(key: CryptoKey | KeyObject | { jwksUrl: stri
 }
 
 const VERIFIED_TOKENS_KEPT = 10_000;
+
+/** jwtVerify with the key, or with the key set it fetches (its overloads take one or the other). */
+function signatureVerifier(key: CryptoKey | KeyObject | { jwksUrl: string }): (token: string) => Promise<JWTVerifyResult> {
+  const options = { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, algorithms: [TOKEN_ALGORITHM] };
+  if ('jwksUrl' in key) {
+    const keySet = createRemoteJWKSet(new URL(key.jwksUrl));
+    return (token) => jwtVerify(token, keySet, options);
+  }
+  return (token) => jwtVerify(token, key, options);
+}
 
 /**
  * A service apart from auth verifies tokens with JWT_PUBLIC_KEY when given, else with

@@ -3,7 +3,7 @@ import type { PGlite } from '@electric-sql/pglite';
 
 /** What every repository needs from a database: the same SQL on PostgreSQL and on PGlite. */
 export interface Queryable {
-  query<Row = Record<string, any>>(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number }>;
+  query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number }>;
   /** Runs a script of several statements, without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }
@@ -48,9 +48,9 @@ const MAX_PREPARED_STATEMENTS = 500;
 export function createPostgresDatabase(pool: pg.Pool): Database {
   const statement = preparedStatements();
   const wrapClient = (client: pg.PoolClient): Queryable => ({
-    async query(sql, params) {
+    async query<Row>(sql: string, params?: unknown[]) {
       const result = await client.query(statement(sql, params));
-      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+      return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
     },
     async exec(sql) {
       await client.query(sql);
@@ -58,9 +58,9 @@ export function createPostgresDatabase(pool: pg.Pool): Database {
   });
   return {
     kind: 'postgres',
-    async query(sql, params) {
+    async query<Row>(sql: string, params?: unknown[]) {
       const result = await pool.query(statement(sql, params));
-      return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+      return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
     },
     async exec(sql) {
       await pool.query(sql);
@@ -96,9 +96,9 @@ export function createPostgresDatabase(pool: pg.Pool): Database {
 
 export function createEmbeddedDatabase(pglite: PGlite): Database {
   const wrap = (runner: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
-    async query(sql, params) {
+    async query<Row>(sql: string, params?: unknown[]) {
       const result = await runner.query(sql, params as unknown[]);
-      return { rows: result.rows as any[], rowCount: result.affectedRows ?? result.rows.length };
+      return { rows: result.rows as Row[], rowCount: result.affectedRows ?? result.rows.length };
     },
     async exec(sql) {
       await runner.exec(sql);

@@ -3,7 +3,8 @@ import formBody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { TokenVerifier } from '../auth/access-token.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -20,7 +21,7 @@ declare module 'fastify' {
 }
 import { validatorCompiler } from './validation.ts';
 
-export type HttpApp = FastifyInstance<any, any, any, FastifyBaseLogger, TypeBoxTypeProvider>;
+export type HttpApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 export interface ReadinessCheck {
   name: string;
@@ -61,7 +62,7 @@ export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
   app.setValidatorCompiler(validatorCompiler);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, routeNotFound(request.method, request.url.split('?')[0]!)),
+    sendError(reply, routeNotFound(request.method, request.url.split('?')[0])),
   );
   app.decorateRequest('traceparent', '');
   app.addHook('onRequest', async (request, reply) => {

@@ -1,6 +1,7 @@
-import { Ajv, type ErrorObject, type Options } from 'ajv';
+import { Ajv, type AnySchema, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
+import type { FastifyValidationResult } from 'fastify/types/schema.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -14,21 +15,22 @@ const bodyAjv = createAjv({ coerceTypes: false, removeAdditional: false });
 // Query strings and path parameters are text by nature: "?limit=10" must become 10.
 const parameterAjv = createAjv({ coerceTypes: 'array', removeAdditional: false });
 
-export const validatorCompiler: FastifySchemaCompiler<any> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? bodyAjv : parameterAjv).compile(schema) as any;
+export const validatorCompiler: FastifySchemaCompiler<AnySchema> = ({ schema, httpPart }) =>
+  (httpPart === 'body' ? bodyAjv : parameterAjv).compile(schema) as FastifyValidationResult;
 
 /** One readable sentence per problem: where, and what is wrong. */
-export function describeValidationErrors(errors: ErrorObject[] | Array<Record<string, any>>, context: string) {
-  return errors.map((error: any) => {
+export function describeValidationErrors(errors: Array<Partial<ErrorObject>>, context: string) {
+  return errors.map((error) => {
     const location = `${context}${error.instancePath ?? ''}`.replaceAll('/', '.');
+    const params = (error.params ?? {}) as { additionalProperty?: string; missingProperty?: string; allowedValues?: unknown[] };
     if (error.keyword === 'additionalProperties') {
-      return { loc: location, msg: `unknown field '${error.params.additionalProperty}'` };
+      return { loc: location, msg: `unknown field '${params.additionalProperty}'` };
     }
     if (error.keyword === 'required') {
-      return { loc: `${location}.${error.params.missingProperty}`, msg: 'field required' };
+      return { loc: `${location}.${params.missingProperty}`, msg: 'field required' };
     }
     if (error.keyword === 'enum') {
-      return { loc: location, msg: `must be one of: ${error.params.allowedValues.join(', ')}` };
+      return { loc: location, msg: `must be one of: ${(params.allowedValues ?? []).join(', ')}` };
     }
     return { loc: location, msg: error.message ?? 'is invalid' };
   });

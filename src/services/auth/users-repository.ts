@@ -49,7 +49,7 @@ export const usersRepository = {
       `SELECT ${USER_COLUMNS}, count(*) OVER ()::int AS total FROM auth.users ORDER BY id LIMIT $1 OFFSET $2`,
       [page.limit, page.offset],
     );
-    return { items: rows.map(({ total, ...user }) => user), total: rows[0]?.total ?? (await countUsers(db)) };
+    return { items: rows.map(({ total: _total, ...user }) => user), total: rows[0]?.total ?? (await countUsers(db)) };
   },
 
   async updateRole(db: Queryable, id: number, role: Role): Promise<User | undefined> {

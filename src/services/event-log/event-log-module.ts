@@ -24,7 +24,7 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
   const stream = createEventStream({ db, log });
   const record: BatchEventHandler = async (tx, events, context) => {
     await eventStore.recordMany(tx, events);
-    context.afterCommit(stream.wake);
+    context.afterCommit(() => stream.wake());
   };
   let reports: Subscription | undefined;
   // Every consumer reports every event: one upsert per report was a good share of the work

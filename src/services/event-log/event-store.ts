@@ -23,7 +23,7 @@ export const eventStore = {
   async recordMany(tx: Queryable, events: EventEnvelope[]): Promise<void> {
     if (events.length === 0) return;
     const rows = events.map((event) => {
-      const data = event.data as Record<string, unknown>;
+      const data = event.data;
       return { event, projectId: integerOrNull(data.project_id), defectId: integerOrNull(data.defect_id) };
     });
     const created = rows.filter((row) => row.event.event_type === 'defect.created' && row.defectId !== null && row.projectId !== null);

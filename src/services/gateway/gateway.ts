@@ -73,13 +73,16 @@ export async function buildGateway(options: {
 
   await asyncApiRoutes(app);
 
-  let mergedDocument: Record<string, any> = {};
+  let mergedDocument: OpenApiDocument = {};
   await app.register(swagger, { openapi: { info: { title: 'Defect Control', version: '1.0.0' } } });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiHooks: {
-      preHandler: async () => {
-        mergedDocument = await mergeOpenApiDocuments(services.map(([, url]) => url));
+      preHandler: (_request, _reply, done) => {
+        mergeOpenApiDocuments(services.map(([, url]) => url)).then((merged) => {
+          mergedDocument = merged;
+          done();
+        }, done);
       },
     },
     transformSpecification: () => mergedDocument,
@@ -97,13 +100,19 @@ async function readinessOf(url: string): Promise<{ ok: boolean; detail: unknown 
   }
 }
 
+/** What the gateway reads of a service's OpenAPI document. */
+interface OpenApiDocument {
+  paths?: Record<string, unknown>;
+  components?: Record<string, Record<string, unknown>>;
+}
+
 /** One OpenAPI document from the services' own; a service that is down is left out. */
-async function mergeOpenApiDocuments(urls: string[]): Promise<Record<string, any>> {
+async function mergeOpenApiDocuments(urls: string[]): Promise<OpenApiDocument & Record<string, unknown>> {
   const documents = await Promise.all(
     urls.map(async (url) => {
       try {
         const response = await request(`${url}/docs/json`, { headersTimeout: 2_000 });
-        return response.statusCode === 200 ? ((await response.body.json()) as Record<string, any>) : undefined;
+        return response.statusCode === 200 ? ((await response.body.json()) as OpenApiDocument) : undefined;
       } catch {
         return undefined;
       }
@@ -119,7 +128,7 @@ async function mergeOpenApiDocuments(urls: string[]): Promise<Record<string, any
     if (!document) continue;
     Object.assign(merged.paths, document.paths);
     for (const [section, entries] of Object.entries(document.components ?? {})) {
-      merged.components[section] = { ...merged.components[section], ...(entries as object) };
+      merged.components[section] = { ...merged.components[section], ...entries };
     }
   }
   return merged;
