@@ -98,7 +98,8 @@ export function createEmbeddedDatabase(pglite: PGlite): Database {
   const wrap = (runner: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
     async query<Row>(sql: string, params?: unknown[]) {
       const result = await runner.query(sql, params as unknown[]);
-      return { rows: result.rows as Row[], rowCount: result.affectedRows ?? result.rows.length };
+      // PGlite reports affectedRows 0 (not undefined) for a SELECT; pg counts the rows returned.
+      return { rows: result.rows as Row[], rowCount: result.affectedRows || result.rows.length };
     },
     async exec(sql) {
       await runner.exec(sql);
