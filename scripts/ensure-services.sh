@@ -40,12 +40,15 @@ if ! port_open 5672; then
   fi
 fi
 
-# The tests' vhost (test/support/environment.ts names it). Skipped when TEST_AMQP_URL points
+# The tests' vhost, and a neighbour standing in for a deployment that the tests must leave
+# alone (test/support/environment.ts names both). Skipped when TEST_AMQP_URL points
 # elsewhere: whoever set it provides the vhost.
-TEST_VHOST=defect-control-test
 if [ -z "${TEST_AMQP_URL:-}" ] && command -v rabbitmqctl >/dev/null 2>&1; then
-  if ! rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "$TEST_VHOST"; then
-    rabbitmqctl -q add_vhost "$TEST_VHOST" >/dev/null
-    rabbitmqctl -q set_permissions -p "$TEST_VHOST" guest '.*' '.*' '.*' >/dev/null
-  fi
+  existing=$(rabbitmqctl -q list_vhosts 2>/dev/null || true)
+  for vhost in defect-control-test defect-control-test-neighbour; do
+    if ! grep -qx "$vhost" <<<"$existing"; then
+      rabbitmqctl -q add_vhost "$vhost" >/dev/null
+      rabbitmqctl -q set_permissions -p "$vhost" guest '.*' '.*' '.*' >/dev/null
+    fi
+  done
 fi

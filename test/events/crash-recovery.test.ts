@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createApiClient } from '../support/api-client.ts';
 import { deleteQueues } from '../support/broker.ts';
-import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
+import { amqpUrlThroughPort, SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess } from '../support/processes.ts';
 import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
@@ -27,7 +27,7 @@ describe('crash between commit and publish', () => {
   it('when the process is killed after its writes committed but before they were published, then the events go out after restart, once, in order', async () => {
     const env = { DATABASE_URL: databaseUrl, DEMO_USER: 'testuser:123456', LOG_LEVEL: 'info', DATA_DIR: `/tmp/dc-crash-${process.pid}` };
     // A broker address where nothing listens: every commit stays in the outbox.
-    const deadBroker = `amqp://guest:guest@127.0.0.1:${await freePort()}`;
+    const deadBroker = amqpUrlThroughPort(await freePort());
     const first = await startProcess('src/main.ts', { ...env, AMQP_URL: deadBroker }, await freePort());
     const api = createApiClient(first.url);
     const token = await api.login('testuser', '123456');
