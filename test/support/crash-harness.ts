@@ -114,9 +114,10 @@ export interface WriteLoad extends LoadHistory {
 
 /**
  * A steady load of writes, each under a unique key (a project's name, a defect's title)
- * that its event carries, so that a write can be found among the handled events even when
- * it never got an answer. While the target is down, writes fail fast and are retried at a
- * slower pace; each failed attempt is a write of its own (it may have committed).
+ * that its event carries (`<prefix>-w<writer>-<number>`), so that a write can be found among
+ * the handled events even when it never got an answer. While the target is down, writes fail
+ * fast and are retried at a slower pace; each failed attempt is a write of its own (it may
+ * have committed).
  */
 export function startWriteLoad(options: {
   prefix: string;
@@ -130,9 +131,10 @@ export function startWriteLoad(options: {
   const errors: string[] = [];
   let next = 0;
   let stopped = false;
-  const writer = async () => {
+  // A writer's writes follow one another: its keys' numbers rise in its commit order.
+  const writer = async (_: unknown, index: number) => {
     while (!stopped) {
-      const key = `${options.prefix}-${(next += 1)}`;
+      const key = `${options.prefix}-w${index}-${(next += 1)}`;
       let pause = options.pauseMs ?? 20;
       try {
         const status = await options.write(key);
@@ -245,4 +247,14 @@ export function assertTotalQueue(verdict: TotalQueueVerdict, history: LoadHistor
       `${verdict.duplicated.length} with a repeated effect ${JSON.stringify(verdict.duplicated.slice(0, 10))} ` +
       `(of ${history.committed.size} committed and ${history.indeterminate.size} indeterminate writes)`,
   );
+}
+
+/** The pid of the local process whose TCP connection leaves from 127.0.0.1:`port` (ss, our own processes). */
+export async function processOfLocalPort(port: number): Promise<number | undefined> {
+  const { execFile } = await import('node:child_process');
+  const output = await new Promise<string>((resolve, reject) =>
+    execFile('ss', ['-tnpH', 'state', 'established', 'sport', `= :${port}`], (error, stdout) => (error ? reject(error) : resolve(stdout))),
+  );
+  const pid = /pid=(\d+)/.exec(output)?.[1];
+  return pid === undefined ? undefined : Number(pid);
 }
