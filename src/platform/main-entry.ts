@@ -9,7 +9,7 @@ export function runMain(name: string, start: (config: Config, log: Logger) => Pr
     config = loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`${error.message}\nSee the configuration table in README.md.\n`);
+    process.stderr.write(`${error.message}\nSee the configuration table in docs/configuration.md.\n`);
     process.exit(2);
   }
   const log = createLogger(config.LOG_LEVEL, name);

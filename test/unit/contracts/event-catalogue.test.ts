@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { contractViolation, EVENTS, EVENT_TYPES } from '../../../src/contracts/events.ts';
 
-const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../README.md');
+const EVENTS_DOC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/events.md');
 
 interface DocumentedEvent {
   publishedBy: string;
@@ -14,19 +14,19 @@ interface DocumentedEvent {
   seed: boolean;
 }
 
-/** The README's two event tables (the seed's, then the additions), row by row. */
+/** The two event tables of docs/events.md (the seed's, then the additions), row by row. */
 async function documentedEvents(): Promise<Map<string, DocumentedEvent>> {
-  const readme = await fs.readFile(README, 'utf8');
-  const section = readme.slice(readme.indexOf('### Event types'), readme.indexOf('### RabbitMQ topology'));
+  const doc = await fs.readFile(EVENTS_DOC, 'utf8');
+  const section = doc.slice(doc.indexOf('### Event types'), doc.indexOf('### RabbitMQ topology'));
   const additionsStart = section.indexOf('**Additions, not in the seed:**');
   const documented = new Map<string, DocumentedEvent>();
   const rowPattern = /^\| `([a-z_]+\.[a-z_]+)` \| (\w+) \| (.+) \| (.+) \|$/gm;
   for (const match of section.matchAll(rowPattern)) {
     const [, eventType, publishedBy, when, fields] = match;
-    documented.set(eventType!, {
-      publishedBy: publishedBy!,
-      when: when!,
-      fields: [...fields!.matchAll(/`([a-z_]+)`/g)].map(([, field]) => field!),
+    documented.set(eventType, {
+      publishedBy: publishedBy,
+      when: when,
+      fields: [...fields.matchAll(/`([a-z_]+)`/g)].map(([, field]) => field),
       seed: match.index < additionsStart,
     });
   }
@@ -34,7 +34,7 @@ async function documentedEvents(): Promise<Map<string, DocumentedEvent>> {
 }
 
 describe('event contract', () => {
-  it('the README\'s event tables list every type of the contract with its producer, occasion and fields', async () => {
+  it('the event tables of docs/events.md list every type of the contract with its producer, occasion and fields', async () => {
     const documented = await documentedEvents();
     const fromContract = new Map(
       EVENT_TYPES.map((eventType) => {
