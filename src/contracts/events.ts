@@ -111,6 +111,11 @@ const checkers = new Map<string, { publish: TypeCheck<TObject>; consume: TypeChe
   }),
 );
 
+/** An event a producer tried to publish that the contract does not allow: a programming error. */
+export class EventContractViolation extends Error {
+  override name = 'EventContractViolation';
+}
+
 /**
  * What is wrong with an event's `data` (naming the field), or undefined when it matches the
  * contract. A type the contract does not know is not checked: it is someone else's event.
@@ -119,8 +124,6 @@ export function contractViolation(eventType: string, data: unknown, direction: '
   const checker = checkers.get(eventType)?.[direction];
   if (!checker) return undefined;
   if (checker.Check(data)) return undefined;
-  const first = checker.Errors(data).First();
-  if (!first) return `${eventType} data does not match the contract`;
-  const field = first.path ? `data${first.path.replaceAll('/', '.')}` : 'data';
-  return `${eventType}: ${field} ${first.message}`;
+  const problems = [...checker.Errors(data)].map((error) => `${error.path ? `data${error.path.replaceAll('/', '.')}` : 'data'} ${error.message}`);
+  return `${eventType}: ${[...new Set(problems)].join('; ') || 'data does not match the contract'}`;
 }

@@ -2,7 +2,7 @@ import type { TokenVerifier } from './auth/access-token.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import type { Migration } from './db/migrate.ts';
-import type { BatchOptions, EventHandler } from './events/event-consumer.ts';
+import type { BatchOptions, EventHandlers } from './events/event-consumer.ts';
 import type { Outbox } from './events/outbox.ts';
 import type { EventTransport } from './events/transport.ts';
 import type { HttpApp } from './http/http-app.ts';
@@ -19,7 +19,7 @@ export interface ServiceDeps {
 
 export interface ConsumerDefinition {
   name: string;
-  handlers?: Record<string, EventHandler>;
+  handlers?: EventHandlers;
   batch?: BatchOptions;
   prefetch?: number;
   /** See EventConsumerOptions. */

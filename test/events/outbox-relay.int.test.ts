@@ -16,7 +16,8 @@ import { captureLogs } from '../support/log-capture.ts';
 import { eventually } from '../support/test-system.ts';
 
 const SCHEMA = 'relay_test';
-const EVENT_TYPE = 'relay_test.happened';
+// An event type of the contract: the outbox takes no other. Each event's label is its `name`.
+const EVENT_TYPE = 'project.updated';
 
 /** One replica of a publishing service: its outbox object, its transport, its relay. */
 interface Replica {
@@ -26,7 +27,7 @@ interface Replica {
 }
 
 /** The `label`s of the published events, in the order the broker delivered them. */
-const labelsOf = (queue: SentinelQueue) => queue.messages.map((message) => (message.body as { data: { label: string } }).data.label);
+const labelsOf = (queue: SentinelQueue) => queue.messages.map((message) => (message.body as { data: { name: string } }).data.name);
 
 describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
   const databaseName = `dc_relay_${process.pid}_${Date.now()}`;
@@ -48,7 +49,7 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
 
   const commit = (replica: Replica, label: string) =>
     replica.outbox.transaction({ userId: 1 }, async (_tx, events) => {
-      events.add(EVENT_TYPE, { label });
+      events.add(EVENT_TYPE, { project_id: 1, name: label, updated_by: 1 });
     });
 
   const outboxRows = async () => (await db.query<{ rows: number }>(`SELECT count(*)::int AS rows FROM ${SCHEMA}.outbox`)).rows[0].rows;
@@ -107,7 +108,7 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
     const late = new pg.Client({ connectionString: databaseUrl });
     await late.connect();
     await late.query('BEGIN');
-    const lateEvent = createEvent(EVENT_TYPE, { label: 'late' }, 1);
+    const lateEvent = createEvent(EVENT_TYPE, { project_id: 1, name: 'late', updated_by: 1 }, 1);
     await late.query(`INSERT INTO ${SCHEMA}.outbox (event_id, event_type, body) VALUES ($1, $2, $3)`, [
       lateEvent.event_id,
       EVENT_TYPE,

@@ -20,7 +20,8 @@ import { eventually } from '../support/test-system.ts';
 const SCHEMA = 'consumer_test';
 const CONSUMER = 'test.runtime-consumer';
 const RETRY_DELAYS = [100, 200];
-const EVENT_TYPE = 'test_item.recorded';
+// A type of the contract (consumers check data against it); each event's item is its defect_id.
+const EVENT_TYPE = 'defect.updated';
 
 interface Fixture {
   db: Database;
@@ -121,7 +122,7 @@ async function prepareSchema(db: Database) {
 }
 
 function eventMessage(item: number) {
-  const event = createEvent(EVENT_TYPE, { item }, 1);
+  const event = createEvent(EVENT_TYPE, { defect_id: item, title: `Элемент ${item}`, updated_by: 1 }, 1);
   const message: OutgoingMessage = {
     routingKey: EVENT_TYPE,
     messageId: event.event_id,
@@ -134,8 +135,8 @@ function eventMessage(item: number) {
   return { event, message };
 }
 
-const recordEffect: EventHandler = async (tx, event) => {
-  await tx.query(`INSERT INTO ${SCHEMA}.effects (event_id, item) VALUES ($1, $2)`, [event.event_id, event.data.item]);
+const recordEffect: EventHandler<typeof EVENT_TYPE> = async (tx, event) => {
+  await tx.query(`INSERT INTO ${SCHEMA}.effects (event_id, item) VALUES ($1, $2)`, [event.event_id, event.data.defect_id]);
 };
 
 async function effects(db: Database): Promise<number[]> {
@@ -148,7 +149,7 @@ for (const kind of ['amqp', 'in-process'] as const) {
     let fixture: Fixture;
     let deliveries: ObservedDeliveries;
     let subscription: Subscription | undefined;
-    const subscribe = async (handler: EventHandler, options: { maxEventsPerTransaction?: number } = {}) => {
+    const subscribe = async (handler: EventHandler<typeof EVENT_TYPE>, options: { maxEventsPerTransaction?: number } = {}) => {
       subscription = startEventConsumer({
         db: fixture.db,
         transport: deliveries.transport,
@@ -246,11 +247,11 @@ for (const kind of ['amqp', 'in-process'] as const) {
       const committed: Array<{ item: number; transaction: string }> = [];
       await subscribe(
         async (tx, event, context) => {
-          calls.push({ item: event.data.item, attempt: context.attempt });
-          if (event.data.item === 13 && context.attempt === 1) throw new Error('item 13 fails once');
+          calls.push({ item: event.data.defect_id, attempt: context.attempt });
+          if (event.data.defect_id === 13 && context.attempt === 1) throw new Error('item 13 fails once');
           await recordEffect(tx, event, context);
           const { rows } = await tx.query<{ transaction: string }>('SELECT txid_current()::text AS transaction');
-          context.afterCommit(() => committed.push({ item: event.data.item, transaction: rows[0].transaction }));
+          context.afterCommit(() => committed.push({ item: event.data.defect_id, transaction: rows[0].transaction }));
         },
         { maxEventsPerTransaction: 10 },
       );
@@ -294,6 +295,23 @@ for (const kind of ['amqp', 'in-process'] as const) {
       assert.equal(parked[0].body, 'this is not JSON {');
       assert.equal(await fixture.transport.deadLetters.purge(CONSUMER, { id: parked[0].id }), 1);
       assert.equal((await fixture.transport.deadLetters.list(CONSUMER)).length, 1);
+    });
+
+    it('when an event\'s data does not match its type\'s contract, then it is parked at once as invalid_data, naming the field, and the consumer keeps working', async () => {
+      await subscribe(recordEffect);
+      const { event, message } = eventMessage(8);
+      const wrong = { ...event, data: { ...event.data, updated_by: 'Иван' } };
+      await fixture.publish([{ ...message, body: Buffer.from(JSON.stringify(wrong)) }, eventMessage(9).message]);
+      await eventually(async () => (await effects(fixture.db)).includes(9), 5_000, 'the valid event after it');
+      const parked = await eventually(async () => {
+        const list = await fixture.transport.deadLetters.list(CONSUMER);
+        return list.length === 1 ? list : undefined;
+      }, 5_000, 'the invalid event parked');
+      assert.equal(parked[0]!.id, event.event_id);
+      assert.equal(parked[0]!.reason, 'invalid_data');
+      assert.equal(parked[0]!.attempts, 1);
+      assert.match(parked[0]!.error, /defect\.updated: data\.updated_by/);
+      assert.deepEqual(await effects(fixture.db), [9], 'the invalid event had no effect');
     });
 
     it('when the consumer is closed while a handler runs, then that message is finished and not delivered again', async () => {

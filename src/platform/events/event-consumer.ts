@@ -3,6 +3,7 @@ import type { Migration } from '../db/migrate.ts';
 import type { Logger } from '../logger.ts';
 import { createBatchWriter } from '../batch-writer.ts';
 import type { ConsumeResult, Metrics } from '../metrics/metrics.ts';
+import { contractViolation, type ContractEvent, type EventType } from '../../contracts/events.ts';
 import { parseEnvelope, parseEventTimestamp, type EventEnvelope } from './envelope.ts';
 import type { DeliveryOutcome, EventTransport, IncomingMessage, Subscription } from './transport.ts';
 
@@ -17,7 +18,11 @@ export interface HandlerContext {
   attempt: number;
 }
 
-export type EventHandler = (tx: Queryable, event: EventEnvelope<any>, context: HandlerContext) => Promise<void>;
+/** Handles one event of the contract, given its type's data (checked against the contract before). */
+export type EventHandler<Type extends EventType> = (tx: Queryable, event: ContractEvent<Type>, context: HandlerContext) => Promise<void>;
+
+/** A consumer's handlers by event type: the queue is bound to exactly these types. */
+export type EventHandlers = { [Type in EventType]?: EventHandler<Type> };
 
 /**
  * Takes many events in one transaction (each once: the inbox filters those seen before).
@@ -25,7 +30,7 @@ export type EventHandler = (tx: Queryable, event: EventEnvelope<any>, context: H
  */
 export type BatchEventHandler = (
   tx: Queryable,
-  events: Array<EventEnvelope<any>>,
+  events: EventEnvelope[],
   context: Pick<HandlerContext, 'afterCommit' | 'log'>,
 ) => Promise<void>;
 
@@ -61,8 +66,8 @@ export interface EventConsumerOptions {
   schema: string;
   /** Also the name of its durable queue. */
   name: string;
-  /** Handlers by event type; the queue is bound to exactly these types (or patterns). */
-  handlers?: Record<string, EventHandler>;
+  /** Handlers by event type; the queue is bound to exactly these types. */
+  handlers?: EventHandlers;
   /** Instead of `handlers`: events handled many to a transaction. */
   batch?: BatchOptions;
   /** One retry after each delay, then the dead-letter queue. */
@@ -146,7 +151,8 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
   /** Runs an event's handler in tx; false when the inbox had it already. */
   const runHandler = async (tx: Queryable, delivery: Delivery, claimed: boolean, afterCommit: Array<() => void>) => {
     if (!claimed) return 'duplicate' as const;
-    await findHandler(handlers, delivery.event.event_type)?.(tx, delivery.event, {
+    // handle() checked the event's data against its type's contract before it got here.
+    await findHandler(handlers, delivery.event.event_type)?.(tx, delivery.event as ContractEvent<EventType>, {
       attempt: delivery.message.attempt,
       headers: delivery.message.headers,
       log: delivery.log,
@@ -224,6 +230,12 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
       return { kind: 'park', reason: 'invalid_message', error: parsed.error };
     }
     const { event } = parsed;
+    const violation = contractViolation(event.event_type, event.data, 'consume');
+    if (violation) {
+      log.error({ event_id: event.event_id, event_type: event.event_type, reason: violation }, 'event data does not match the contract; parked');
+      count(event.event_type, 'dead_letter');
+      return { kind: 'park', reason: 'invalid_data', error: violation };
+    }
     const eventLog = log.child({
       event_id: event.event_id,
       event_type: event.event_type,
@@ -276,6 +288,7 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
   });
 }
 
-function findHandler(handlers: Record<string, EventHandler>, eventType: string): EventHandler | undefined {
-  return handlers[eventType] ?? handlers['#'];
+/** The handler of the event's type; the event's data matched its type's contract. */
+function findHandler(handlers: EventHandlers, eventType: string): EventHandler<EventType> | undefined {
+  return handlers[eventType as EventType] as EventHandler<EventType> | undefined;
 }

@@ -1,5 +1,6 @@
 import type { Database, Queryable } from '../db/database.ts';
 import type { Migration } from '../db/migrate.ts';
+import { contractViolation, EventContractViolation, isContractEventType, type ContractEvent, type EventData, type EventType } from '../../contracts/events.ts';
 import { createEvent, type EventEnvelope } from './envelope.ts';
 
 /** Who caused the events of a change, and how to follow them (AMQP headers, never the body). */
@@ -11,10 +12,12 @@ export interface EventContext {
 
 export interface PendingEvents {
   /**
-   * Records an event; it commits with the transaction, or not at all. `userId` overrides
-   * the context's (a self-registration's actor is the user it creates).
+   * Records an event of the contract (src/contracts/events.ts); it commits with the
+   * transaction, or not at all. `userId` overrides the context's (a self-registration's
+   * actor is the user it creates). Data that does not match the contract throws
+   * EventContractViolation, naming the field, so the transaction rolls back.
    */
-  add<Data extends Record<string, unknown>>(eventType: string, data: Data, options?: { userId: number }): EventEnvelope<Data>;
+  add<Type extends EventType>(eventType: Type, data: EventData<Type>, options?: { userId: number }): ContractEvent<Type>;
 }
 
 export interface Outbox {
@@ -96,8 +99,11 @@ export function createOutbox(options: { db: Database; schema: string }): Outbox 
   const collectEvents = (context: EventContext) => {
     const added: EventEnvelope[] = [];
     const events: PendingEvents = {
-      add(eventType, data, options) {
-        const event = createEvent(eventType, data, options?.userId ?? context.userId);
+      add<Type extends EventType>(eventType: Type, data: EventData<Type>, options?: { userId: number }) {
+        if (!isContractEventType(eventType)) throw new EventContractViolation(`${String(eventType)} is not an event type of the contract`);
+        const violation = contractViolation(eventType, data, 'publish');
+        if (violation) throw new EventContractViolation(violation);
+        const event = createEvent(eventType, data, options?.userId ?? context.userId) as ContractEvent<Type>;
         added.push(event);
         return event;
       },

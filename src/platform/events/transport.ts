@@ -29,7 +29,7 @@ export type DeliveryOutcome =
   | { kind: 'retry'; delayMs: number; error: string }
   | { kind: 'park'; reason: ParkReason; error: string };
 
-export type ParkReason = 'invalid_message' | 'retries_exhausted' | 'permanent_failure';
+export type ParkReason = 'invalid_message' | 'invalid_data' | 'retries_exhausted' | 'permanent_failure';
 
 export interface SubscriptionOptions {
   /** The consumer's durable queue (`<queue>.retry.<n>` and `<queue>.dlq` beside it). */

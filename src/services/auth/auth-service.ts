@@ -5,6 +5,7 @@ import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../platform/au
 import type { Database } from '../../platform/db/database.ts';
 import { hasPgCode, PG_UNIQUE_VIOLATION } from '../../platform/db/pg-errors.ts';
 import type { EventContext, Outbox } from '../../platform/events/outbox.ts';
+import { eventContextOf, type Actor } from '../../platform/http/actor.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { invalidCredentials, userNotFound, usernameTaken } from './errors.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -83,13 +84,13 @@ export function createAuthService(deps: {
     listUsers: (page: { limit: number; offset: number }) =>
       usersRepository.list(db, page).then((result) => ({ ...result, ...page })),
 
-    changeRole: (id: number, role: Role, context: EventContext) =>
-      outbox.transaction(context, async (tx, events) => {
+    changeRole: (id: number, role: Role, actor: Actor) =>
+      outbox.transaction(eventContextOf(actor), async (tx, events) => {
         const before = await usersRepository.findById(tx, id);
         if (!before) return undefined;
         const user = await usersRepository.updateRole(tx, id, role);
         if (before.role !== role) {
-          events.add('user.role_changed', { user_id: id, old_role: before.role, new_role: role, changed_by: context.userId });
+          events.add('user.role_changed', { user_id: id, old_role: before.role, new_role: role, changed_by: actor.user.id });
         }
         return user;
       }),

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { actorOf, eventContextOf, tracingOf } from '../../platform/http/actor.ts';
+import { actorOf, tracingOf } from '../../platform/http/actor.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { forbidden } from '../../platform/errors/common-errors.ts';
 import { Page, PageQuery } from '../../platform/http/schema-types.ts';
@@ -56,7 +56,7 @@ export function authRoutes(auth: AuthService) {
       schema: { tags: ['users'], summary: 'Change a user\'s role (admins)', ...secured, params: UserIdParams, body: RoleChangeBody, response: { 200: UserSchema } },
     }, async (request) => {
       if (request.user.role !== 'admin') throw forbidden('Only an admin may change roles');
-      const user = await auth.changeRole(request.params.id, request.body.role, eventContextOf(actorOf(request)));
+      const user = await auth.changeRole(request.params.id, request.body.role, actorOf(request));
       if (!user) throw userNotFound(request.params.id);
       return user;
     });

@@ -10,7 +10,7 @@ const ParkedMessageSchema = Type.Object({
   consumer: Type.String(),
   eventType: Type.Union([Type.String(), Type.Null()]),
   attempts: Type.Integer(),
-  reason: Type.Union([Type.String(), Type.Null()], { description: 'invalid_message | retries_exhausted | permanent_failure; null when the message carries no reason (not parked by a consumer)' }),
+  reason: Type.Union([Type.String(), Type.Null()], { description: 'invalid_message | invalid_data | retries_exhausted | permanent_failure; null when the message carries no reason (not parked by a consumer)' }),
   error: Type.String(),
   parkedAt: Type.String(),
   body: Type.Unknown(),

@@ -72,7 +72,7 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
           project_id: defect.project_id,
           reporter_id: defect.reporter_id,
         });
-        if (defect.assignee_id !== null) publishAssignment(events, defect, actor.user.id);
+        if (defect.assignee_id !== null) publishAssignment(events, { id: defect.id, assignee_id: defect.assignee_id }, actor.user.id);
       });
       return created;
     },
@@ -134,13 +134,15 @@ function publishChange(events: PendingEvents, before: Defect, after: Defect, use
     });
   }
   events.add('defect.updated', { defect_id: after.id, title: after.title, updated_by: userId });
-  if (after.assignee_id !== null && after.assignee_id !== before.assignee_id) publishAssignment(events, after, userId);
+  if (after.assignee_id !== null && after.assignee_id !== before.assignee_id) {
+    publishAssignment(events, { id: after.id, assignee_id: after.assignee_id }, userId);
+  }
   if (after.assignee_id === null && before.assignee_id !== null) {
     events.add('defect.unassigned', { defect_id: after.id, previous_assignee_id: before.assignee_id, unassigned_by: userId });
   }
 }
 
 /** Not in the seed's table: who must now act on the defect (notifications mail them). */
-function publishAssignment(events: PendingEvents, defect: Pick<Defect, 'id' | 'assignee_id'>, userId: number): void {
+function publishAssignment(events: PendingEvents, defect: { id: number; assignee_id: number }, userId: number): void {
   events.add('defect.assigned', { defect_id: defect.id, assignee_id: defect.assignee_id, assigned_by: userId });
 }

@@ -1,8 +1,7 @@
 import { request } from 'undici';
 import type { Database, Queryable } from '../../platform/db/database.ts';
 import type { Actor } from '../../platform/http/actor.ts';
-import type { EventEnvelope } from '../../platform/events/envelope.ts';
-import type { EventHandler } from '../../platform/events/event-consumer.ts';
+import type { EventHandlers } from '../../platform/events/event-consumer.ts';
 import { upstreamUnavailable } from '../../platform/errors/common-errors.ts';
 
 export interface KnownProject {
@@ -86,11 +85,11 @@ export function createProjectDirectory(deps: { db: Database; lookupProject: Proj
 
     /** Consumer handlers keeping the copy current; each is safe in any order. */
     handlers: {
-      'project.created': (tx, event: EventEnvelope<{ project_id: number; name: string; owner_id: number }>) =>
+      'project.created': (tx, event) =>
         remember(tx, { id: event.data.project_id, name: event.data.name, owner_id: event.data.owner_id }).then(() => undefined),
-      'project.updated': (tx, event: EventEnvelope<{ project_id: number; name: string }>) =>
+      'project.updated': (tx, event) =>
         tx.query('UPDATE defects.known_projects SET name = $2 WHERE id = $1', [event.data.project_id, event.data.name]).then(() => undefined),
-      'project.deleted': (tx, event: EventEnvelope<{ project_id: number }>) =>
+      'project.deleted': (tx, event) =>
         tx
           .query(
             `INSERT INTO defects.known_projects (id, name, owner_id, deleted_at) VALUES ($1, '', 0, now())
@@ -98,7 +97,7 @@ export function createProjectDirectory(deps: { db: Database; lookupProject: Proj
             [event.data.project_id],
           )
           .then(() => undefined),
-    } satisfies Record<string, EventHandler>,
+    } satisfies EventHandlers,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { EventHandler } from '../../platform/events/event-consumer.ts';
+import type { EventHandlers } from '../../platform/events/event-consumer.ts';
 import type { DefectsService } from './defects-service.ts';
 import type { ProjectDirectory } from './project-directory.ts';
 
@@ -8,7 +8,7 @@ import type { ProjectDirectory } from './project-directory.ts';
  */
 const textHeader = (value: unknown) => (typeof value === 'string' ? value : undefined);
 
-export function projectEventHandlers(directory: ProjectDirectory, defects: DefectsService): Record<string, EventHandler> {
+export function projectEventHandlers(directory: ProjectDirectory, defects: DefectsService): EventHandlers {
   return {
     ...directory.handlers,
     'project.deleted': async (tx, event, context) => {

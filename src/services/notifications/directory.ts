@@ -1,6 +1,5 @@
 import type { Queryable } from '../../platform/db/database.ts';
-import type { EventEnvelope } from '../../platform/events/envelope.ts';
-import type { EventHandler } from '../../platform/events/event-consumer.ts';
+import type { EventHandlers } from '../../platform/events/event-consumer.ts';
 
 export interface KnownUser {
   id: number;
@@ -25,8 +24,6 @@ export interface KnownProject {
   name: string | null;
   deleted_at: Date | null;
 }
-
-type Handler<Data extends Record<string, unknown>> = (tx: Queryable, event: EventEnvelope<Data>) => Promise<void>;
 
 /**
  * What the notifications service knows of users, projects and defects: copies kept from
@@ -99,30 +96,22 @@ const done = () => undefined;
 
 /** The handlers that only keep the copies current (the mailing ones use them too). */
 export const directoryHandlers = {
-  'user.registered': ((tx, event) =>
+  'user.registered': (tx, event) =>
     tx
       .query(
         `INSERT INTO notifications.users (id, username, email, full_name) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, email = EXCLUDED.email, full_name = EXCLUDED.full_name`,
         [event.data.user_id, event.data.username, event.data.email, event.data.full_name ?? null],
       )
-      .then(done)) as Handler<{ user_id: number; username: string; email: string; full_name?: string | null }>,
+      .then(done),
 
-  'project.created': ((tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done)) as Handler<{
-    project_id: number;
-    name: string;
-  }>,
+  'project.created': (tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done),
 
-  'project.updated': ((tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done)) as Handler<{
-    project_id: number;
-    name: string;
-  }>,
+  'project.updated': (tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done),
 
-  'project.deleted': ((tx, event) => markDeleted(tx, 'projects', event.data.project_id, event.timestamp).then(done)) as Handler<{
-    project_id: number;
-  }>,
+  'project.deleted': (tx, event) => markDeleted(tx, 'projects', event.data.project_id, event.timestamp).then(done),
 
-  'defect.created': (async (tx, event) => {
+  'defect.created': async (tx, event) => {
     const { defect_id, project_id, reporter_id, priority, title, status } = event.data;
     // One statement (every defect write brings one): title and status only if no newer event set them.
     await tx.query(
@@ -136,19 +125,12 @@ export const directoryHandlers = {
          status_at = greatest(d.status_at, EXCLUDED.status_at)`,
       [defect_id, project_id, reporter_id, priority, title, status, event.timestamp],
     );
-  }) as Handler<{ defect_id: number; title: string; status: string; priority: string; project_id: number; reporter_id: number }>,
+  },
 
   // Nobody to mail about an unassignment; the old assignee just stops hearing of the defect.
-  'defect.unassigned': ((tx, event) => directory.setAssignee(tx, event.data.defect_id, null, event.timestamp).then(done)) as Handler<{
-    defect_id: number;
-  }>,
+  'defect.unassigned': (tx, event) => directory.setAssignee(tx, event.data.defect_id, null, event.timestamp).then(done),
 
-  'defect.updated': ((tx, event) => setTitle(tx, event.data.defect_id, event.data.title, event.timestamp).then(done)) as Handler<{
-    defect_id: number;
-    title: string;
-  }>,
+  'defect.updated': (tx, event) => setTitle(tx, event.data.defect_id, event.data.title, event.timestamp).then(done),
 
-  'defect.deleted': ((tx, event) => markDeleted(tx, 'defects', event.data.defect_id, event.timestamp).then(done)) as Handler<{
-    defect_id: number;
-  }>,
-} satisfies Record<string, EventHandler>;
+  'defect.deleted': (tx, event) => markDeleted(tx, 'defects', event.data.defect_id, event.timestamp).then(done),
+} satisfies EventHandlers;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../../platform/db/database.ts';
 import type { EventEnvelope } from '../../platform/events/envelope.ts';
-import { PermanentFailure, type EventHandler, type HandlerContext } from '../../platform/events/event-consumer.ts';
+import { PermanentFailure, type EventHandler, type EventHandlers, type HandlerContext } from '../../platform/events/event-consumer.ts';
 import { directory, type KnownDefect, type KnownUser } from './directory.ts';
 import { assignedMail, displayName, statusChangedMail, type DefectSummary, type MailContent, type RecipientRole } from './mail-messages.ts';
 import { isPermanentSmtpRefusal, type Mailer } from './mailer.ts';
@@ -100,11 +100,7 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
     throw new Error(message);
   };
 
-  const statusChanged = async (
-    tx: Queryable,
-    event: EventEnvelope<{ defect_id: number; old_status: string; new_status: string; changed_by: number }>,
-    context: HandlerContext,
-  ) => {
+  const statusChanged: EventHandler<'defect.status_changed'> = async (tx, event, context) => {
     const { defect_id, old_status, new_status, changed_by } = event.data;
     await directory.setStatus(tx, defect_id, new_status, event.timestamp);
     const defect = await requireDefect(tx, defect_id);
@@ -138,11 +134,7 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
     await deliver(tx, event, context, letters);
   };
 
-  const assigned = async (
-    tx: Queryable,
-    event: EventEnvelope<{ defect_id: number; assignee_id: number; assigned_by: number }>,
-    context: HandlerContext,
-  ) => {
+  const assigned: EventHandler<'defect.assigned'> = async (tx, event, context) => {
     const { defect_id, assignee_id, assigned_by } = event.data;
     await directory.setAssignee(tx, defect_id, assignee_id, event.timestamp);
     if (assignee_id === assigned_by) return;
@@ -170,6 +162,6 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
     handlers: {
       'defect.status_changed': statusChanged,
       'defect.assigned': assigned,
-    } satisfies Record<string, EventHandler>,
+    } satisfies EventHandlers,
   };
 }
