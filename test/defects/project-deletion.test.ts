@@ -45,9 +45,9 @@ for (const mode of MODES) {
       if (queue) {
         await queue.waitFor(4);
         const deleted = queue.messages.filter((m) => m.routingKey === 'defect.deleted');
-        assert.deepEqual(deleted.map((m) => (m.body as any).data), doomedDefects.map((id) => ({ defect_id: id, deleted_by: owner.id })));
+        assert.deepEqual(deleted.map((m) => (m.body).data), doomedDefects.map((id) => ({ defect_id: id, deleted_by: owner.id })));
         for (const message of deleted) {
-          assert.equal((message.body as any).user_id, owner.id);
+          assert.equal((message.body).user_id, owner.id);
           assert.equal(message.headers?.['x-request-id'], deletion.headers.get('x-request-id'), 'the deleting request is followed through');
         }
       }
@@ -56,7 +56,7 @@ for (const mode of MODES) {
     if (mode === 'postgres') {
       it('when project.deleted is delivered twice, then the inbox skips the second: no defect is deleted and no defect.deleted goes out again', async () => {
         const original = queue!.messages.find((m) => m.routingKey === 'project.deleted')!;
-        const doomedProjectId = (original.body as any).data.project_id;
+        const doomedProjectId = (original.body).data.project_id;
         // A defect of the deleted project that the first handling did not see (the API refuses
         // to create one now, so it goes straight into the table): a second run of the handler
         // would delete it and publish a fourth defect.deleted; a skipped duplicate leaves it.

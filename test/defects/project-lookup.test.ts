@@ -40,7 +40,7 @@ describe('the all-in-one process looks up an unheard-of project in-process', () 
           `SELECT count(*)::int AS waiting FROM pg_stat_activity
            WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO defects.known_projects%'`,
         );
-        return rows[0]!.waiting >= 2;
+        return rows[0].waiting >= 2;
       }, 10_000, 'the consumer and the request waiting to store the project');
       await db.query('COMMIT');
       const created = await creating;

@@ -110,7 +110,7 @@ describe('one service per process, with replicas', () => {
     } finally {
       await db.end();
     }
-    const published = queue.messages.slice(before).map((message) => (message.body as any).data.project_id);
+    const published = queue.messages.slice(before).map((message) => (message.body).data.project_id);
     assert.deepEqual(published, createdIds);
     const appIds = new Set(queue.messages.slice(before).map((message) => message.appId));
     assert.deepEqual([...appIds], ['projects']);

@@ -56,7 +56,7 @@ describe('broker outage', () => {
     // with the outboxes empty nothing is, and a marker shows what was published has arrived.
     await queue.settle(system.host.db);
 
-    const after = queue.messages.slice(1).map((m) => [m.routingKey, (m.body as any).data.defect_id]);
+    const after = queue.messages.slice(1).map((m) => [m.routingKey, (m.body).data.defect_id]);
     assert.deepEqual(after, expected, 'all events, in commit order');
     const ids = queue.messages.map((m) => m.messageId);
     assert.equal(new Set(ids).size, ids.length, 'none twice');

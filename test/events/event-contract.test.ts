@@ -92,7 +92,7 @@ describe('event contract on RabbitMQ', () => {
   });
 
   it('the data carries the values of the change', () => {
-    const data = (type: string) => queue.messages.filter((m) => m.routingKey === type).map((m) => (m.body as any).data);
+    const data = (type: string) => queue.messages.filter((m) => m.routingKey === type).map((m) => (m.body).data);
     assert.deepEqual(data('project.created'), [{ project_id: 1, name: 'Строительство моста', owner_id: owner.id }]);
     assert.deepEqual(data('project.updated'), [{ project_id: 1, name: 'Строительство моста (этап 2)', updated_by: owner.id }]);
     assert.deepEqual(data('defect.created'), [{

@@ -37,7 +37,7 @@ const assertJittered = (expiration: number, delay: number, what: string) => {
 const assertSpread = (expirationsByStep: number[][], schedule: number[]) => {
   for (const [index, expirations] of expirationsByStep.entries()) {
     if (schedule[index] < 300) continue; // 10 ms ±20 % has five values: equal ones are no evidence
-    assert.ok(new Set(expirations).size > 1, `step ${index + 1}: expirations ${expirations} differ between events`);
+    assert.ok(new Set(expirations).size > 1, `step ${index + 1}: expirations ${expirations.join(',')} differ between events`);
   }
   assert.ok(expirationsByStep.some((expirations, index) => expirations.some((value) => value !== schedule[index])), 'not every expiration is the bare delay');
 };
@@ -53,7 +53,7 @@ async function takeAll(queue: string): Promise<SyncMessage[]> {
     try {
       const taken: SyncMessage[] = [];
       for (let message = await channel.basicGet({ queue }); message; message = await channel.basicGet({ queue })) {
-        await channel.basicAck({ deliveryTag: message.deliveryTag });
+        channel.basicAck({ deliveryTag: message.deliveryTag });
         taken.push(message);
       }
       return taken;

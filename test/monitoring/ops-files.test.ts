@@ -126,7 +126,7 @@ function metricNamesIn(blanked: string): string[] {
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
     .replace(/"\s*"/g, '""');
   for (const match of simplified.matchAll(/(?<![\w:.$])([a-zA-Z_:][\w:]*)(?![\w:])/g)) {
-    const rest = simplified.slice(match.index! + match[0].length);
+    const rest = simplified.slice(match.index + match[0].length);
     if (/^\s*\(/.test(rest)) continue; // a function or an aggregation
     if (KEYWORDS.has(match[1].toLowerCase())) continue;
     names.push(match[1]);
@@ -156,9 +156,9 @@ function callArguments(text: string, open: number): Array<{ start: number; text:
 function madeLabels(blanked: string, stringAt: (position: number) => string | undefined): Array<{ position: number; label: string }> {
   const made: Array<{ position: number; label: string }> = [];
   for (const match of blanked.matchAll(/\blabel_(replace|join)\s*\(/g)) {
-    const destination = callArguments(blanked, match.index! + match[0].length - 1)[1];
+    const destination = callArguments(blanked, match.index + match[0].length - 1)[1];
     const label = destination && stringAt(destination.start + destination.text.indexOf('"'));
-    if (label) made.push({ position: match.index!, label });
+    if (label) made.push({ position: match.index, label });
   }
   return made;
 }
@@ -166,7 +166,7 @@ function madeLabels(blanked: string, stringAt: (position: number) => string | un
 function analyzeExpression(rawExpr: string): ExpressionUse {
   const expr = withGrafanaVariables(rawExpr);
   const { text: blanked, strings } = blankStrings(expr);
-  const stringStarts = [...blanked.matchAll(/"\s*"/g)].map((match) => match.index!);
+  const stringStarts = [...blanked.matchAll(/"\s*"/g)].map((match) => match.index);
   const made = madeLabels(blanked, (position) => strings[stringStarts.indexOf(position)]);
   const use: ExpressionUse = { metrics: new Set(), labelsOn: [], problems: [] };
 
@@ -191,9 +191,9 @@ function analyzeExpression(rawExpr: string): ExpressionUse {
     let scopeStart = 0;
     let scopeEnd = blanked.length;
     if (match[1] === 'by' || match[1] === 'without') {
-      const after = match.index! + match[0].length;
+      const after = match.index + match[0].length;
       const next = blanked.slice(after).search(/\S/);
-      const before = blanked.slice(0, match.index!).trimEnd();
+      const before = blanked.slice(0, match.index).trimEnd();
       if (next >= 0 && blanked[after + next] === '(') {
         const open = after + next;
         scopeStart = open;

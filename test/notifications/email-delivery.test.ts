@@ -47,7 +47,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
   };
   const eventFor = (type: string, defectId: number, index = 0) =>
     eventually(
-      () => events.messages.filter((message) => message.routingKey === type && (message.body as any).data.defect_id === defectId)[index],
+      () => events.messages.filter((message) => message.routingKey === type && (message.body).data.defect_id === defectId)[index],
       10_000,
       `${type} of defect ${defectId}`,
     );
@@ -76,11 +76,11 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
       assert.ok(mail.text, 'a text/plain part');
       assert.ok(mail.html, 'a text/html part');
       for (const expected of [`«${PROJECT}»`, 'Трещина <b>в опоре</b>', 'Новая', 'В работе', 'Test manager']) {
-        assert.ok(mail.text!.includes(expected), `text has ${expected}:\n${mail.text}`);
+        assert.ok(mail.text.includes(expected), `text has ${expected}:\n${mail.text}`);
       }
-      assert.ok(mail.html!.includes('Трещина &lt;b&gt;в опоре&lt;/b&gt;'), 'the title escaped in HTML');
-      assert.ok(mail.html!.includes('Мост &lt;через&gt; реку &amp; «Ко»'), 'the project name escaped in HTML');
-      assert.ok(!mail.html!.includes('<b>в опоре'), 'no markup from the data');
+      assert.ok(mail.html.includes('Трещина &lt;b&gt;в опоре&lt;/b&gt;'), 'the title escaped in HTML');
+      assert.ok(mail.html.includes('Мост &lt;через&gt; реку &amp; «Ко»'), 'the project name escaped in HTML');
+      assert.ok(!mail.html.includes('<b>в опоре'), 'no markup from the data');
     }
     const reporterMail = mails.find((mail) => mail.recipients.includes(emailOf(reporter)))!;
     assert.match(reporterMail.text!, /вы автор этого дефекта/);

@@ -43,7 +43,7 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
     await prepare({ reporter, assignee });
     assert.equal((await system.api.patch(`/v1/defects/${created.body.id}`, { status: 'В работе' }, owner.token)).status, 200);
     const event = await eventually(
-      () => events.messages.find((message) => (message.body as any).data.defect_id === created.body.id),
+      () => events.messages.find((message) => (message.body).data.defect_id === created.body.id),
       10_000,
       'the status_changed event',
     );
@@ -123,7 +123,7 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
     try {
       assert.equal((await system.api.patch(`/v1/defects/${created.body.id}`, { status: 'В работе' }, owner.token)).status, 200);
       const event = await eventually(
-        () => events.messages.find((message) => (message.body as any).data.defect_id === created.body.id),
+        () => events.messages.find((message) => (message.body).data.defect_id === created.body.id),
         10_000,
         'the status_changed event',
       );

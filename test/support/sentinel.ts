@@ -40,7 +40,7 @@ export async function waitForEmptyOutboxes(db: SqlReader, timeoutMs = 20_000): P
       return backlog === '';
     }, timeoutMs, 'empty outboxes');
   } catch (error) {
-    throw new Error(`${(error as Error).message}${backlog ? ` (still waiting: ${backlog})` : ''}`);
+    throw new Error(`${(error as Error).message}${backlog ? ` (still waiting: ${backlog})` : ''}`, { cause: error });
   }
 }
 

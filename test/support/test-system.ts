@@ -93,7 +93,7 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_
   while (Date.now() < deadline) {
     try {
       const value = await check();
-      if (value) return value as NonNullable<T>;
+      if (value) return value;
     } catch (error) {
       lastError = error;
     }

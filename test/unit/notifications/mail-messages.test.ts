@@ -28,7 +28,7 @@ describe('notification texts', () => {
     const mail = assignedMail({ defect, status: 'Новая', priority: 'Высокий', assignedBy: 'Пётр', recipientName: 'Иван' });
     assert.equal(mail.subject, 'Вам назначен дефект #42: Трещина <script>alert("x")</script> & скол');
     assert.match(mail.text, /Приоритет: Высокий/);
-    assert.match(mail.text, /Назначил:  Пётр/);
+    assert.match(mail.text, /Назначил: {2}Пётр/);
     assert.ok(!mail.html.includes('<script>'));
   });
 

@@ -28,7 +28,7 @@ describe('the outbox checks events against the contract', () => {
   after(async () => db?.close());
 
   const countRows = async (table: string) =>
-    (await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${SCHEMA}.${table}`)).rows[0]!.count;
+    (await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM ${SCHEMA}.${table}`)).rows[0].count;
 
   const breakTheContract = () =>
     outbox.transaction({ userId: 1 }, async (tx, events) => {
