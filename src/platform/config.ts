@@ -11,7 +11,8 @@ const Credentials = Type.String({ pattern: '^[^:]+:.+$', description: 'name:pass
 const Url = Type.String({ pattern: '^[a-z][a-z0-9+.-]*://' });
 
 const ConfigSchema = Type.Object({
-  HOST: Type.String({ default: '0.0.0.0' }),
+  // Unset: 127.0.0.1 in embedded mode (a laptop's demo, with the demo password), else 0.0.0.0.
+  HOST: Type.Optional(Type.String({ minLength: 1 })),
   PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   DATA_DIR: Type.String({ default: './data' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
@@ -40,7 +41,8 @@ const ConfigSchema = Type.Object({
 type RawConfig = Static<typeof ConfigSchema>;
 
 export type Config = Readonly<
-  Omit<RawConfig, 'DEMO_USER' | 'ADMIN_USER' | 'LOG_LEVEL'> & {
+  Omit<RawConfig, 'HOST' | 'DEMO_USER' | 'ADMIN_USER' | 'LOG_LEVEL'> & {
+    HOST: string;
     LOG_LEVEL: string;
     DATA_DIR: string;
     DEMO_USER?: { username: string; password: string };
@@ -60,12 +62,20 @@ export class ConfigError extends Error {
 
 const EMBEDDED_DEMO_USER = 'testuser:123456';
 
+/** Variables whose values may carry a password or a key. */
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'AMQP_URL', 'SMTP_URL', 'JWT_PRIVATE_KEY', 'DEMO_USER', 'ADMIN_USER']);
+
 /** Reads and validates the configuration; pure over the given environment. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = pickDeclared(ConfigSchema, env);
   const converted = Value.Default(ConfigSchema, convertWholeNumbers(raw));
   const problems = [...Value.Errors(ConfigSchema, converted)].map(
-    (error) => `${error.path.slice(1)}=${JSON.stringify(ValuePointer.Get(raw, error.path))}: ${error.message}`,
+    (error) => {
+      const variable = error.path.slice(1);
+      // A URL or a credential may hold a password: name the variable, never print its value.
+      const shown = SECRET_VARIABLES.has(variable) ? '(value hidden)' : JSON.stringify(ValuePointer.Get(raw, error.path));
+      return `${variable}=${shown}: ${error.message}`;
+    },
   );
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
@@ -74,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const embedded = !config.DATABASE_URL;
   return Object.freeze({
     ...config,
+    HOST: config.HOST ?? (embedded ? '127.0.0.1' : '0.0.0.0'),
     DATA_DIR: path.resolve(config.DATA_DIR),
     embedded,
     DEMO_USER: parseCredentials(config.DEMO_USER ?? (embedded ? EMBEDDED_DEMO_USER : undefined)),

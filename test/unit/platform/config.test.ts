@@ -62,13 +62,24 @@ describe('loadConfig defaults', () => {
     assert.equal(loadConfig({ DATA_DIR: '/srv/defects' }).DATA_DIR, '/srv/defects');
   });
 
-  it('defaults LOG_LEVEL to info, ACCESS_TOKEN_TTL_SECONDS to 3600, HOST to 0.0.0.0, the pool and PORT to unset (each entry point has its own)', () => {
+  it('defaults LOG_LEVEL to info, ACCESS_TOKEN_TTL_SECONDS to 3600, the pool and PORT to unset (each entry point has its own)', () => {
     const config = loadConfig({});
     assert.equal(config.LOG_LEVEL, 'info');
     assert.equal(config.ACCESS_TOKEN_TTL_SECONDS, 3600);
-    assert.equal(config.HOST, '0.0.0.0');
     assert.equal(config.DATABASE_POOL_SIZE, undefined);
     assert.equal(config.PORT, undefined);
+  });
+});
+
+describe('loadConfig HOST', () => {
+  it('listens on 127.0.0.1 only in embedded mode (the demo user has a known password), on every interface otherwise', () => {
+    assert.equal(loadConfig({}).HOST, '127.0.0.1');
+    assert.equal(loadConfig({ DATABASE_URL: POSTGRES }).HOST, '0.0.0.0');
+  });
+
+  it('takes HOST as given in either mode', () => {
+    assert.equal(loadConfig({ HOST: '0.0.0.0' }).HOST, '0.0.0.0');
+    assert.equal(loadConfig({ DATABASE_URL: POSTGRES, HOST: '10.0.0.5' }).HOST, '10.0.0.5');
   });
 });
 
@@ -150,6 +161,22 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     const error = assertConfigError({ PORT: '70000' }, 'PORT');
     assert.ok(error.message.includes('PORT="70000"'), error.message);
   });
+
+  it('names a bad URL or credential but never prints its value, which may hold a password', () => {
+    const secrets: Record<string, string> = {
+      DATABASE_URL: 'mysql://owner:pg-S3cret@db/x',
+      AMQP_URL: 'http://guest:amqp-S3cret@broker',
+      SMTP_URL: 'mail://user:smtp-S3cret@mail',
+      JWT_PRIVATE_KEY: 'key-S3cret',
+      ADMIN_USER: 'admin-S3cret',
+      DEMO_USER: ':demo-S3cret',
+    };
+    const error = assertConfigError(secrets, 'DATABASE_URL');
+    for (const [variable, value] of Object.entries(secrets)) {
+      assert.ok(error.message.includes(variable), `${variable} is not named: ${error.message}`);
+      assert.ok(!error.message.includes(value.split(/[:@]/).find((part) => part.includes('S3cret'))!), `${variable}'s secret printed: ${error.message}`);
+    }
+  });
 });
 
 describe('loadConfig empty strings', () => {
@@ -166,7 +193,7 @@ describe('loadConfig empty strings', () => {
     assert.equal(config.ADMIN_USER, undefined);
     assert.equal(config.DATA_DIR, path.resolve('./data'));
     assert.equal(config.ACCESS_TOKEN_TTL_SECONDS, 3600);
-    assert.equal(config.HOST, '0.0.0.0');
+    assert.equal(config.HOST, '127.0.0.1');
     assert.equal(config.AMQP_URL, undefined);
   });
 });
