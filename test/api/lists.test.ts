@@ -83,6 +83,16 @@ for (const mode of MODES) {
         });
       }
 
+      it('every list refuses an offset past 10,000 with a 422 naming the offset, and takes 10,000', async () => {
+        const adminToken = await api.login('admin', 'admin-secret');
+        for (const path of ['/v1/users', '/v1/projects', '/v1/defects', '/v1/events', '/v1/admin/dead-letters']) {
+          const refused = await api.get(`${path}?offset=10001`, adminToken);
+          assert.equal(refused.status, 422, `${path}: ${JSON.stringify(refused.body)}`);
+          assert.match(refused.body.detail, /offset/);
+          assert.equal((await api.get(`${path}?offset=10000`, adminToken)).status, 200, path);
+        }
+      });
+
       it('projects filter by owner_id', async () => {
         const other = await api.createUser('engineer');
         const theirs = [await createProject('Чужой 1', null, other), await createProject('Чужой 2', null, other)];

@@ -2,10 +2,12 @@ import { Type, type TSchema } from '@sinclair/typebox';
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
+/** Deep offsets make the database count and skip every row before them; filters reach further. */
+export const MAX_OFFSET = 10_000;
 
 export const PageQuery = {
   limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 }),
 };
 
 /** `{items, total, limit, offset}`: a page and the count of everything that matched. */
