@@ -69,14 +69,8 @@ const SECRET_VARIABLES = new Set(['DATABASE_URL', 'AMQP_URL', 'SMTP_URL', 'JWT_P
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw = pickDeclared(ConfigSchema, env);
   const converted = Value.Default(ConfigSchema, convertWholeNumbers(raw));
-  const problems = [...Value.Errors(ConfigSchema, converted)].map(
-    (error) => {
-      const variable = error.path.slice(1);
-      // A URL or a credential may hold a password: name the variable, never print its value.
-      const shown = SECRET_VARIABLES.has(variable) ? '(value hidden)' : JSON.stringify(ValuePointer.Get(raw, error.path));
-      return `${variable}=${shown}: ${error.message}`;
-    },
-  );
+  const problems = schemaProblems(converted, raw);
+  if (problems.length === 0) problems.push(...durationProblems(converted as RawConfig));
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   }
@@ -89,9 +83,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embedded,
     DEMO_USER: parseCredentials(config.DEMO_USER ?? (embedded ? EMBEDDED_DEMO_USER : undefined)),
     ADMIN_USER: parseCredentials(config.ADMIN_USER),
-    retryDelaysMs: config.EVENTS_RETRY_DELAYS.split(',').map((delay) => ms(delay.trim() as StringValue)),
-    confirmTimeoutMs: ms(config.EVENTS_CONFIRM_TIMEOUT.trim() as StringValue),
+    retryDelaysMs: parseDelays(config.EVENTS_RETRY_DELAYS),
+    confirmTimeoutMs: parseDelays(config.EVENTS_CONFIRM_TIMEOUT)[0]!,
   });
+}
+
+/** What the schema finds wrong, a line per variable; secrets are named, never shown. */
+function schemaProblems(converted: unknown, raw: Record<string, string>): string[] {
+  return [...Value.Errors(ConfigSchema, converted)].map((error) => {
+    const variable = error.path.slice(1);
+    // A URL or a credential may hold a password: name the variable, never print its value.
+    const shown = SECRET_VARIABLES.has(variable) ? '(value hidden)' : JSON.stringify(ValuePointer.Get(raw, error.path));
+    return `${variable}=${shown}: ${error.message}`;
+  });
+}
+
+/** `1s,5s,30s` in milliseconds. */
+const parseDelays = (delays: string) => delays.split(',').map((delay) => ms(delay.trim() as StringValue));
+
+/** Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A delay of 0, or one a timer cannot hold, would make the relay or the retries spin. */
+function durationProblems(config: RawConfig): string[] {
+  const variables = { EVENTS_RETRY_DELAYS: config.EVENTS_RETRY_DELAYS, EVENTS_CONFIRM_TIMEOUT: config.EVENTS_CONFIRM_TIMEOUT };
+  return Object.entries(variables)
+    .filter(([, given]) => parseDelays(given).some((delayMs) => !(delayMs >= 1 && delayMs <= MAX_TIMER_MS)))
+    .map(([variable, given]) => `${variable}=${JSON.stringify(given)}: each delay must be at least 1ms and at most 24 days`);
 }
 
 /** Only declared variables, with empty strings treated as unset (as shells often pass them). */

@@ -137,6 +137,11 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     [{ ACCESS_TOKEN_TTL_SECONDS: '10' }, 'ACCESS_TOKEN_TTL_SECONDS'],
     [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE'],
     [{ AMQP_URL: 'http://broker' }, 'AMQP_URL'],
+    // A zero delay would spin; one past a timer's range (24.8 days) fires at once.
+    [{ EVENTS_CONFIRM_TIMEOUT: '0s' }, 'EVENTS_CONFIRM_TIMEOUT'],
+    [{ EVENTS_CONFIRM_TIMEOUT: '1000h' }, 'EVENTS_CONFIRM_TIMEOUT'],
+    [{ EVENTS_RETRY_DELAYS: '1s,0ms' }, 'EVENTS_RETRY_DELAYS'],
+    [{ EVENTS_RETRY_DELAYS: '1s,600h' }, 'EVENTS_RETRY_DELAYS'],
   ];
   for (const [env, variable] of bad) {
     it(`${variable}=${JSON.stringify(Object.values(env)[0])}`, () => {
