@@ -64,7 +64,8 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
   /** Sends each letter not sent yet for this event; throws (retry) if any could not be sent. */
   const deliver = async (tx: Queryable, event: EventEnvelope, context: HandlerContext, letters: Letter[]) => {
     if (letters.length === 0) return;
-    const served = await sentMail.served(tx, event.event_id, context.afterCommit);
+    const afterCommit = (callback: () => void) => context.afterCommit(callback);
+    const served = await sentMail.served(tx, event.event_id, afterCommit);
     const failures: Array<{ address: string; error: Error }> = [];
     for (const letter of letters) {
       const address = letter.user.email.trim().toLowerCase();
@@ -87,7 +88,7 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
       await sentMail.record(
         tx,
         { eventId: event.event_id, eventType: event.event_type, recipient: address, subject: letter.content.subject, messageId },
-        context.afterCommit,
+        afterCommit,
       );
       context.log.info({ to: address, via: mailer.description }, letter.logLine);
     }
