@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateKeyPair, SignJWT } from 'jose';
 import type { ApiClient, ApiResponse, TestUser } from '../support/api-client.ts';
-import { bindSentinelQueue, waitForEmptyOutboxes, type SentinelQueue } from '../support/sentinel.ts';
+import { bindTestQueue, waitForEmptyOutboxes, type TestQueue } from '../support/broker.ts';
 import { eventually, MODES, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 // Every bad request is refused with a JSON problem whose `detail` says what is wrong,
@@ -54,7 +54,7 @@ for (const mode of MODES) {
   describe(`bad input is refused and changes nothing (${mode})`, () => {
     let system: TestSystem;
     let api: ApiClient;
-    let queue: SentinelQueue | undefined;
+    let queue: TestQueue | undefined;
     let owner: TestUser;
     let stranger: TestUser;
     let project: any;
@@ -85,7 +85,7 @@ for (const mode of MODES) {
     };
 
     before(async () => {
-      if (mode === 'postgres') queue = await bindSentinelQueue(['#']);
+      if (mode === 'postgres') queue = await bindTestQueue(['#']);
       system = await startTestSystem({ mode });
       api = system.api;
 

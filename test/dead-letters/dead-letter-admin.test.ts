@@ -1,32 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { emailOf, type TestUser } from '../support/api-client.ts';
 import { withBroker } from '../support/broker.ts';
+import { runDlq } from '../support/dlq-cli.ts';
 import { startSmtpSink, type SmtpSink } from '../support/smtp-sink.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CONSUMER = 'defects.project-directory';
 const MAIL_CONSUMER = 'notifications.email';
-
-/** `npm run dlq -- …` as an operator runs it, with the services' configuration. */
-async function dlq(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/dlq.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 /** What a broken publisher might send: not JSON, routed to the defects service's consumer. */
 async function publishGarbage(count: number) {
@@ -95,24 +77,24 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
   });
 
   it('the dlq command lists one line per message and purges one by id', async () => {
-    const listed = await dlq(['list', '--consumer', CONSUMER], brokerEnv());
+    const listed = await runDlq(['list', '--consumer', CONSUMER], brokerEnv());
     assert.equal(listed.code, 0, listed.stderr);
     const lines = listed.stdout.trim().split('\n');
     assert.equal(lines.length, 3);
     const [consumer, eventType, id, attempts, reason] = lines[0].split('\t');
     assert.deepEqual([consumer, eventType, attempts, reason], [CONSUMER, '-', 'attempts=1', 'invalid_message']);
 
-    const shown = await dlq(['show', id], brokerEnv());
+    const shown = await runDlq(['show', id], brokerEnv());
     assert.equal(shown.code, 0);
     assert.equal(JSON.parse(shown.stdout).id, id);
 
-    const purged = await dlq(['purge', id, '--consumer', CONSUMER], brokerEnv());
+    const purged = await runDlq(['purge', id, '--consumer', CONSUMER], brokerEnv());
     assert.equal(purged.stdout.trim(), 'purged 1');
     const after = await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token);
     assert.equal(after.body.total, 2);
     assert.ok(!after.body.items.some((item: any) => item.id === id));
 
-    const usage = await dlq(['replay'], brokerEnv());
+    const usage = await runDlq(['replay'], brokerEnv());
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /usage:/);
   });
@@ -186,13 +168,13 @@ describe('dead letters: dlq command in embedded mode', () => {
   it('when the embedded server is running, then the command refuses and points to the admin API', async () => {
     const system = await startTestSystem({ mode: 'embedded' });
     try {
-      const result = await dlq(['list'], { DATA_DIR: system.env.DATA_DIR, PORT: system.env.PORT });
+      const result = await runDlq(['list'], { DATA_DIR: system.env.DATA_DIR, PORT: system.env.PORT });
       assert.equal(result.code, 1);
       assert.match(result.stderr, /in use by the running server/);
     } finally {
       await system.close({ keepData: true });
     }
-    const stopped = await dlq(['list'], { DATA_DIR: system.env.DATA_DIR, PORT: system.env.PORT });
+    const stopped = await runDlq(['list'], { DATA_DIR: system.env.DATA_DIR, PORT: system.env.PORT });
     assert.equal(stopped.code, 0, stopped.stderr);
     assert.equal(stopped.stdout.trim(), 'no parked messages');
     await fs.rm(system.env.DATA_DIR, { recursive: true, force: true });

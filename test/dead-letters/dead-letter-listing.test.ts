@@ -1,27 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createEvent } from '../../src/platform/events/envelope.ts';
 import { CONSUMER_NAMES } from '../../src/services/consumer-names.ts';
 import type { TestUser } from '../support/api-client.ts';
 import { withBroker } from '../support/broker.ts';
+import { runDlq } from '../support/dlq-cli.ts';
 import { startTestSystem, type TestSystem } from '../support/test-system.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CONSUMER = CONSUMER_NAMES.defectsProjectDirectory;
-
-/** `npm run dlq -- list` as an operator runs it, against the system's broker. */
-async function dlqList(env: Record<string, string>) {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/dlq.ts', 'list', '--consumer', CONSUMER], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-  });
-  return stdout.trim().split('\n');
-}
 
 describe('dead-letter listing of a message that carries no park reason (RabbitMQ)', () => {
   let system: TestSystem;
@@ -64,7 +51,9 @@ describe('dead-letter listing of a message that carries no park reason (RabbitMQ
   });
 
   it('when the dlq command lists it, then the reason column says "-"', async () => {
-    const lines = await dlqList({ AMQP_URL: system.env.AMQP_URL, DATABASE_URL: system.env.DATABASE_URL });
+    const listed = await runDlq(['list', '--consumer', CONSUMER], { AMQP_URL: system.env.AMQP_URL, DATABASE_URL: system.env.DATABASE_URL });
+    assert.equal(listed.code, 0, listed.stderr);
+    const lines = listed.stdout.trim().split('\n');
     assert.equal(lines.length, 1, lines.join('\n'));
     const [consumer, eventType, id, , reason] = lines[0].split('\t');
     assert.deepEqual([consumer, eventType, id, reason], [CONSUMER, 'project.created', event.event_id, '-']);

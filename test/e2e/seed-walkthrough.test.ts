@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
+import { bindTestQueue, type TestQueue } from '../support/broker.ts';
 import { eventually, MODES, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -9,11 +9,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{1
 for (const mode of MODES) {
   describe(`seed walkthrough (${mode})`, () => {
     let system: TestSystem;
-    let queue: SentinelQueue | undefined;
+    let queue: TestQueue | undefined;
     let token: string;
 
     before(async () => {
-      if (mode === 'postgres') queue = await bindSentinelQueue(['project.*', 'defect.*']);
+      if (mode === 'postgres') queue = await bindTestQueue(['project.*', 'defect.*']);
       system = await startTestSystem({ mode });
     });
     after(async () => {

@@ -5,25 +5,24 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createApiClient } from '../support/api-client.ts';
-import { deleteQueues } from '../support/broker.ts';
+import { bindTestQueue, deleteQueues, type TestQueue } from '../support/broker.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
-import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
 import { eventually } from '../support/test-system.ts';
 
 // One process per service, two replicas of projects, all sharing one PostgreSQL and one RabbitMQ.
 describe('one service per process, with replicas', () => {
   const databaseUrl = `${TEST_POSTGRES_URL}/dc_split_${process.pid}_${Date.now()}`;
   const processes: ServiceProcess[] = [];
-  let queue: SentinelQueue;
+  let queue: TestQueue;
   let dataDir: string;
   let gateway: ServiceProcess;
   let projectsReplicas: ServiceProcess[];
 
   before(async () => {
     await deleteQueues(SERVICE_QUEUES);
-    queue = await bindSentinelQueue(['project.*', 'defect.*']);
+    queue = await bindTestQueue(['project.*', 'defect.*']);
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'defect-control-split-'));
     const common = { DATABASE_URL: databaseUrl, AMQP_URL: TEST_AMQP_URL, DATA_DIR: dataDir, LOG_LEVEL: 'info' };
     const [authPort, projectsPort1, projectsPort2, defectsPort, gatewayPort, eventLogPort] = await Promise.all(

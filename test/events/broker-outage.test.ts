@@ -1,21 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestUser } from '../support/api-client.ts';
-import { startTcpProxy, type TcpProxy } from '../support/broker.ts';
-import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
+import { bindTestQueue, startTcpProxy, type TcpProxy, type TestQueue } from '../support/broker.ts';
 import { amqpUrlThroughPort, testBrokerAddress } from '../support/environment.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 describe('broker outage', () => {
   let proxy: TcpProxy;
   let system: TestSystem;
-  let queue: SentinelQueue;
+  let queue: TestQueue;
   let user: TestUser;
 
   before(async () => {
     proxy = await startTcpProxy(testBrokerAddress());
     system = await startTestSystem({ mode: 'postgres', env: { AMQP_URL: amqpUrlThroughPort(proxy.port) } });
-    queue = await bindSentinelQueue(['project.*', 'defect.*']);
+    queue = await bindTestQueue(['project.*', 'defect.*']);
     user = await system.api.createUser('manager');
   });
   after(async () => {

@@ -1,20 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createApiClient } from '../support/api-client.ts';
-import { deleteQueues } from '../support/broker.ts';
+import { bindTestQueue, deleteQueues, type TestQueue } from '../support/broker.ts';
 import { amqpUrlThroughPort, SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess } from '../support/processes.ts';
-import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
 import pg from 'pg';
 
 describe('crash between commit and publish', () => {
   const databaseUrl = `${TEST_POSTGRES_URL}/dc_crash_${process.pid}_${Date.now()}`;
-  let queue: SentinelQueue;
+  let queue: TestQueue;
 
   before(async () => {
     await deleteQueues(SERVICE_QUEUES);
-    queue = await bindSentinelQueue(['project.*', 'defect.*']);
+    queue = await bindTestQueue(['project.*', 'defect.*']);
   });
   after(async () => {
     await queue?.close();

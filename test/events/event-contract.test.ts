@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AsyncMessage } from 'rabbitmq-client';
 import type { TestUser } from '../support/api-client.ts';
-import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
+import { bindTestQueue, type TestQueue } from '../support/broker.ts';
 import { startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 /** The seed's table, "СПИСОК ВСЕХ СОБЫТИЙ": every type with exactly these data fields. */
@@ -21,7 +21,7 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/;
 
 describe('event contract on RabbitMQ', () => {
   let system: TestSystem;
-  let queue: SentinelQueue;
+  let queue: TestQueue;
   let owner: TestUser;
   const requestIds: string[] = [];
   let started: number;
@@ -29,7 +29,7 @@ describe('event contract on RabbitMQ', () => {
   before(async () => {
     system = await startTestSystem({ mode: 'postgres' });
     owner = await system.api.createUser('manager');
-    queue = await bindSentinelQueue(['project.*', 'defect.*']);
+    queue = await bindTestQueue(['project.*', 'defect.*']);
     started = Date.now();
 
     const { api } = system;

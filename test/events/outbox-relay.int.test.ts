@@ -10,7 +10,7 @@ import { createEvent } from '../../src/platform/events/envelope.ts';
 import { createOutbox, outboxMigrations, type Outbox } from '../../src/platform/events/outbox.ts';
 import { createOutboxRelay, type OutboxRelay } from '../../src/platform/events/outbox-relay.ts';
 import type { EventTransport } from '../../src/platform/events/transport.ts';
-import { bindSentinelQueue, type SentinelQueue } from '../support/sentinel.ts';
+import { bindTestQueue, type TestQueue } from '../support/broker.ts';
 import { TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { captureLogs } from '../support/log-capture.ts';
 import { eventually } from '../support/test-system.ts';
@@ -27,13 +27,13 @@ interface Replica {
 }
 
 /** The `label`s of the published events, in the order the broker delivered them. */
-const labelsOf = (queue: SentinelQueue) => queue.messages.map((message) => (message.body as { data: { name: string } }).data.name);
+const labelsOf = (queue: TestQueue) => queue.messages.map((message) => (message.body as { data: { name: string } }).data.name);
 
 describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
   const databaseName = `dc_relay_${process.pid}_${Date.now()}`;
   const databaseUrl = `${TEST_POSTGRES_URL}/${databaseName}`;
   let db: Database;
-  let queue: SentinelQueue;
+  let queue: TestQueue;
   const replicas: Replica[] = [];
 
   const startReplica = (options: { maxBurstMs?: number } = {}): Replica => {
@@ -77,7 +77,7 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
   });
 
   it('when two replicas commit events one after another, then each event is published once, in commit order, and leaves the outbox', async () => {
-    queue = await bindSentinelQueue([EVENT_TYPE]);
+    queue = await bindTestQueue([EVENT_TYPE]);
     const first = startReplica();
     const second = startReplica();
     const labels = Array.from({ length: 300 }, (_, index) => `e${index}`);
@@ -94,7 +94,7 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
   });
 
   it('when a transaction commits a row after the relay has passed its id, then that late row is published before the events that follow it', async () => {
-    queue = await bindSentinelQueue([EVENT_TYPE]);
+    queue = await bindTestQueue([EVENT_TYPE]);
     // One burst for the whole test: the relay never starts over from the oldest row by itself.
     const replica = startReplica({ maxBurstMs: 60_000 });
 

@@ -3,10 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import { Connection, type AsyncMessage, type SyncMessage } from 'rabbitmq-client';
 import { createEvent, type EventEnvelope } from '../../src/platform/events/envelope.ts';
 import { CONSUMER_NAMES } from '../../src/services/consumer-names.ts';
-import { withBroker } from '../support/broker.ts';
+import { DELIVERIES_EXCHANGE } from '../../src/platform/events/transport.ts';
+import { bindTestQueue, withBroker, type TestQueue } from '../support/broker.ts';
 import { TEST_AMQP_URL } from '../support/environment.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
-import { eventBytes, publishEvents, tapDeliveryReports, type ReportTap } from '../support/wire-events.ts';
+import { eventBytes, publishEvents, reportsIn } from '../support/wire-events.ts';
 
 // What a retried or parked event looks like on RabbitMQ, read with a plain AMQP client. The
 // consumer under test is notifications.email, made to fail on every attempt the way it does
@@ -79,7 +80,8 @@ function assertCopyOf(copy: AsyncMessage | SyncMessage, event: EventEnvelope, re
 
 describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the default / 100)`, () => {
   let system: TestSystem;
-  let reports: ReportTap;
+  /** The delivery reports of the consumer under test, read off `event-deliveries`. */
+  let reports: TestQueue;
   const events = [1, 2, 3, 4].map((index) => unknownDefectAssignment(910_000 + index));
   const requestId = (event: EventEnvelope) => `wire-${event.event_id}`;
   let parked: SyncMessage[];
@@ -87,7 +89,7 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
 
   before(async () => {
     system = await startTestSystem({ mode: 'postgres', env: { EVENTS_RETRY_DELAYS: SHORT_SCHEDULE } });
-    reports = await tapDeliveryReports([QUEUE]);
+    reports = await bindTestQueue([QUEUE], { exchange: DELIVERIES_EXCHANGE });
     startedAt = Date.now();
     // Together, so that they share the retry queues (and their jitter can be told apart).
     await publishEvents(events.map((event) => ({ event, headers: { 'x-request-id': requestId(event) } })));
@@ -159,7 +161,7 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
     const SCHEDULING_SLACK_MS = 1_500;
     for (const copy of parked) {
       const deaths = copy.headers!['x-death'] as Array<Record<string, any>>;
-      const attempts = reports.reports.filter((report) => report.event_id === copy.messageId).sort((a, b) => a.attempt - b.attempt);
+      const attempts = reportsIn(reports.messages).filter((report) => report.event_id === copy.messageId).sort((a, b) => a.attempt - b.attempt);
       assert.deepEqual(attempts.map((report) => `${report.attempt}:${report.status}`), [
         '1:retrying', '2:retrying', '3:retrying', '4:retrying', '5:retrying', '6:parked',
       ]);

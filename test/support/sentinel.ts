@@ -1,129 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Connection, type AsyncMessage } from 'rabbitmq-client';
 import { emailOf, type TestUser } from './api-client.ts';
-import type { TestQueue } from './broker.ts';
-import { TEST_AMQP_URL } from './environment.ts';
 import { parseMail, type SmtpSink } from './smtp-sink.ts';
 import { eventually, type TestSystem } from './test-system.ts';
 
-// "Nothing more came" cannot be shown by waiting a while: a slow machine delivers the extra
-// message after the wait, a fast one wastes it. These helpers wait instead for something that
-// can only happen after every message that could still come: a marker sent down the same
-// ordered path (its arrival shows that everything queued before it has arrived), and, where
-// a path is not ordered (a retried event comes back after later ones), an observable that
-// says no further attempt will be made (the event is in the consumer's inbox, the outboxes
-// are empty).
-
-/** What the outbox checks need of a database: system.host.db, a pg.Pool or pg.Client. */
-export interface SqlReader {
-  query(sql: string, params?: unknown[]): Promise<{ rows: any[] }>;
-}
-
-/**
- * Waits until every `outbox` table (any schema) is empty. The relay deletes a row only once
- * the broker confirmed it and every row before it, and a confirm means the broker has routed
- * the message into every queue bound to it; with nothing left in the outboxes, nothing more
- * can be published (nor published again) until the next write.
- */
-export async function waitForEmptyOutboxes(db: SqlReader, timeoutMs = 20_000): Promise<void> {
-  let backlog = '';
-  try {
-    await eventually(async () => {
-      const { rows: tables } = await db.query(`SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'outbox'`);
-      if (tables.length === 0) throw new Error('no outbox table in this database');
-      const { rows } = await db.query(
-        tables.map((table) => `SELECT '${table.schema}' AS schema, count(*)::int AS rows FROM "${table.schema}".outbox`).join(' UNION ALL '),
-      );
-      backlog = rows.filter((row) => row.rows > 0).map((row) => `${row.schema}: ${row.rows}`).join(', ');
-      return backlog === '';
-    }, timeoutMs, 'empty outboxes');
-  } catch (error) {
-    throw new Error(`${(error as Error).message}${backlog ? ` (still waiting: ${backlog})` : ''}`, { cause: error });
-  }
-}
-
-export interface SentinelQueue extends TestQueue {
-  /** The exclusive queue's name (a marker is sent to it through the default exchange). */
-  name: string;
-  /**
-   * Returns once every message the broker had put into this queue when it was called is in
-   * `messages`: sends a marker straight to the queue and waits for it. One queue, one
-   * consumer: the broker delivers in queue order, so what was queued before the marker
-   * arrives before it. Markers never appear in `messages`.
-   */
-  drain(timeoutMs?: number): Promise<void>;
-  /**
-   * Nothing more can arrive from the system writing to `db` (until its next write): its
-   * outboxes are empty (every event confirmed, so routed here), then drain().
-   */
-  settle(db: SqlReader, timeoutMs?: number): Promise<void>;
-}
-
-/**
- * bindTestQueue (broker.ts) with a name the test knows, so that a marker can be sent to this
- * queue alone: a marker published to `events` would also reach the services' queues
- * (`event-log.recorder` is bound to `#`) and change what the system records.
- */
-export async function bindSentinelQueue(patterns: string[] = ['#']): Promise<SentinelQueue> {
-  const connection = new Connection({ url: TEST_AMQP_URL, connectionName: 'test-sentinel-queue' });
-  const messages: AsyncMessage[] = [];
-  const markersSent = new Set<string>();
-  const markersArrived = new Set<string>();
-  const queue = `test.sentinel.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}`;
-  const consumer = connection.createConsumer(
-    {
-      queue,
-      queueOptions: { exclusive: true, autoDelete: true },
-      exchanges: [{ exchange: 'events', type: 'topic', durable: true }],
-      queueBindings: patterns.map((routingKey) => ({ exchange: 'events', queue, routingKey })),
-    },
-    async (message) => {
-      // Pushed before any await: `messages` keeps the order of delivery.
-      if (message.messageId && markersSent.has(message.messageId)) markersArrived.add(message.messageId);
-      else messages.push(message);
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    consumer.once('ready', resolve);
-    consumer.once('error', reject);
-  });
-  const publisher = connection.createPublisher({ confirm: true });
-
-  const drain = async (timeoutMs = 10_000) => {
-    const marker = `sentinel-${randomUUID()}`;
-    markersSent.add(marker);
-    // The default exchange routes by queue name: only this queue gets it.
-    await publisher.send({ exchange: '', routingKey: queue, messageId: marker, type: 'test.sentinel' }, 'sentinel');
-    await eventually(() => markersArrived.has(marker), timeoutMs, `the marker sent to ${queue} to come back (${messages.length} messages so far)`);
-  };
-
-  return {
-    name: queue,
-    messages,
-    async waitFor(count, timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (messages.length < count) {
-        if (Date.now() > deadline) {
-          throw new Error(`expected ${count} messages, got ${messages.length}: ${messages.map((m) => m.routingKey).join(', ')}`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      return messages.slice(0, count);
-    },
-    drain,
-    async settle(db, timeoutMs = 20_000) {
-      await waitForEmptyOutboxes(db, timeoutMs);
-      await drain(timeoutMs);
-    },
-    async close() {
-      await publisher.close();
-      await consumer.close();
-      await connection.close();
-    },
-  };
-}
+// "No more mail can come" cannot be shown by waiting a while: a slow machine sends the extra
+// mail after the wait, a fast one wastes it. The mail sentinel waits instead for something that
+// can only happen after every mail that could still come: an observable that says no further
+// attempt of an event will be made (its delivery status), and a marker mail caused after
+// everything else (its arrival shows that everything queued before it was handled). For the
+// same on a queue of messages, see bindTestQueue's drain() and settle() (broker.ts).
 
 /** How many messages went to an address so far, wherever the system's mail goes. */
 export type MailCounter = (address: string) => number | Promise<number>;

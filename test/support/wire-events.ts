@@ -1,7 +1,7 @@
-import { Connection, type AsyncMessage, type Envelope } from 'rabbitmq-client';
+import type { AsyncMessage, Envelope } from 'rabbitmq-client';
 import type { EventEnvelope } from '../../src/platform/events/envelope.ts';
 import { DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, type DeliveryReport } from '../../src/platform/events/transport.ts';
-import { TEST_AMQP_URL } from './environment.ts';
+import { withBroker } from './broker.ts';
 
 // Events and delivery reports put on the wire, and read off it, with a plain AMQP client: what
 // a relay that publishes a batch again, or another system on the same broker, would send.
@@ -29,9 +29,7 @@ export function relayProperties(event: EventEnvelope, headers: Record<string, st
  * order), and waits for every confirm: copies listed next to each other go out back to back.
  */
 export async function publishEvents(events: Array<EventEnvelope | { event: EventEnvelope; headers: Record<string, string> }>): Promise<void> {
-  const connection = new Connection({ url: TEST_AMQP_URL, connectionName: 'test-republishing-relay' });
-  try {
-    await connection.onConnect(5_000);
+  await withBroker(async (connection) => {
     const publisher = connection.createPublisher({ confirm: true });
     await Promise.all(
       events.map((entry) => {
@@ -40,16 +38,12 @@ export async function publishEvents(events: Array<EventEnvelope | { event: Event
       }),
     );
     await publisher.close();
-  } finally {
-    await connection.close();
-  }
+  });
 }
 
 /** Publishes delivery-report messages (each an array of reports, as the transport sends them), pipelined. */
 export async function publishReports(messages: Array<{ consumer: string; reports: DeliveryReport[] }>): Promise<void> {
-  const connection = new Connection({ url: TEST_AMQP_URL, connectionName: 'test-report-publisher' });
-  try {
-    await connection.onConnect(5_000);
+  await withBroker(async (connection) => {
     const publisher = connection.createPublisher({ confirm: true });
     await Promise.all(
       messages.map(({ consumer, reports }) =>
@@ -60,44 +54,14 @@ export async function publishReports(messages: Array<{ consumer: string; reports
       ),
     );
     await publisher.close();
-  } finally {
-    await connection.close();
-  }
-}
-
-export interface ReportTap {
-  /** Every report received, in order, with when it arrived here. */
-  reports: Array<DeliveryReport & { receivedAt: number }>;
-  close(): Promise<void>;
-}
-
-/** An exclusive queue on `event-deliveries` that keeps the reports of the given consumers. */
-export async function tapDeliveryReports(consumers: string[]): Promise<ReportTap> {
-  const connection = new Connection({ url: TEST_AMQP_URL, connectionName: 'test-report-tap' });
-  const reports: ReportTap['reports'] = [];
-  const queue = `test.reports.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2, 8)}`;
-  const consumer = connection.createConsumer(
-    {
-      queue,
-      queueOptions: { exclusive: true, autoDelete: true },
-      exchanges: [{ exchange: DELIVERIES_EXCHANGE, type: 'topic', durable: true }],
-      queueBindings: consumers.map((routingKey) => ({ exchange: DELIVERIES_EXCHANGE, queue, routingKey })),
-    },
-    async (message: AsyncMessage) => {
-      const receivedAt = Date.now();
-      const body = message.body as DeliveryReport | DeliveryReport[];
-      for (const report of Array.isArray(body) ? body : [body]) reports.push({ ...report, receivedAt });
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    consumer.once('ready', resolve);
-    consumer.once('error', reject);
   });
-  return {
-    reports,
-    async close() {
-      await consumer.close();
-      await connection.close();
-    },
-  };
+}
+
+/**
+ * The reports in messages read off `event-deliveries` (a test queue bound there with
+ * `bindTestQueue(consumers, { exchange: DELIVERIES_EXCHANGE })`), in order: a message holds
+ * one report or an array of them.
+ */
+export function reportsIn(messages: AsyncMessage[]): DeliveryReport[] {
+  return messages.flatMap((message) => message.body as DeliveryReport | DeliveryReport[]);
 }
