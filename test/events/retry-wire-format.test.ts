@@ -152,12 +152,16 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
 
   it('the times between attempts follow the schedule: at least each copy\'s expiration, at most the step\'s delay +20 % and scheduling slack', () => {
     // The delivery reports, read off `event-deliveries`, say when each attempt's outcome was
-    // decided. The report of attempt n is sent after its retry copy was confirmed, so the next
-    // attempt cannot come before that copy's expiration, less the confirm's way back (50 ms of
-    // slack). A copy may wait behind a longer-lived one at the head of its retry queue, which is
-    // at most the step's delay +20 %; 1.5 s covers the broker's expiry, the redelivery and the
-    // handler's transaction on a busy two-core machine.
-    const CONFIRM_SLACK_MS = 50;
+    // decided. A report's `at` is taken once its retry copy's confirm came back, so the next
+    // attempt cannot come before that copy's expiration, less what passed between the broker
+    // queueing the copy and `at` being taken: the confirm's way back, and any pause of the
+    // service's event loop in between (a GC pause, the other core busy with the broker). That
+    // is not the same for two reports, so it does not cancel out of the gap: 300 ms of slack
+    // (the check still bites at the steps of 1.2 s and 6 s, where a copy that skipped its
+    // delay would come back within tens of ms). A copy may wait behind a longer-lived one at
+    // the head of its retry queue, which is at most the step's delay +20 %; 1.5 s covers the
+    // broker's expiry, the redelivery and the handler's transaction on a busy two-core machine.
+    const CONFIRM_SLACK_MS = 300;
     const SCHEDULING_SLACK_MS = 1_500;
     for (const copy of parked) {
       const deaths = copy.headers!['x-death'] as Array<Record<string, any>>;
