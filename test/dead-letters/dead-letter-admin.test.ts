@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { emailOf, type TestUser } from '../support/api-client.ts';
 import { withBroker } from '../support/broker.ts';
 import { runDlq } from '../support/dlq-cli.ts';
@@ -30,6 +30,12 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
   const brokerEnv = () => ({ AMQP_URL: system.env.AMQP_URL, DATABASE_URL: system.env.DATABASE_URL });
   const parkedTotal = async (consumer: string) =>
     (await system.api.get(`/v1/admin/dead-letters?consumer=${consumer}`, admin.token)).body.total as number;
+  /** Empties a consumer's dead letters, whatever an earlier test left there. */
+  const purgeAll = async (consumer: string) => {
+    const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${consumer}`, { token: admin.token });
+    assert.equal(purged.status, 200, JSON.stringify(purged.body));
+    assert.equal(await parkedTotal(consumer), 0, `${consumer}'s dead letters purged`);
+  };
 
   before(async () => {
     sink = await startSmtpSink();
@@ -37,33 +43,10 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     admin = await system.api.createUser('admin');
     engineer = await system.api.createUser('engineer');
     manager = await system.api.createUser('manager');
-    await publishGarbage(3);
-    // project.created reaches the notifications' queue too, where the garbage is parked as well.
-    await eventually(async () => {
-      const totals = [await parkedTotal(CONSUMER), await parkedTotal(MAIL_CONSUMER)];
-      if (totals.every((total) => total === 3)) return true;
-      throw new Error(`parked so far ${totals.join(' and ')}`);
-    }, 10_000, 'three parked messages at each consumer');
   });
   after(async () => {
     await system?.close();
     await sink?.close();
-  });
-
-  it('when an admin lists dead letters, then each shows consumer, reason, attempts and the body as received', async () => {
-    const response = await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token);
-    assert.equal(response.status, 200);
-    assert.equal(response.body.items.length, 3);
-    for (const item of response.body.items) {
-      assert.equal(item.consumer, CONSUMER);
-      assert.equal(item.reason, 'invalid_message');
-      assert.equal(item.attempts, 1);
-      assert.match(item.error, /not valid JSON/);
-      assert.match(item.body, /^garbage \d$/);
-    }
-    const one = await system.api.get(`/v1/admin/dead-letters/${response.body.items[0].id}`, admin.token);
-    assert.equal(one.status, 200);
-    assert.equal(one.body.id, response.body.items[0].id);
   });
 
   it('when someone other than an admin asks, then it is forbidden; an unknown consumer or id is a clear 4xx', async () => {
@@ -76,49 +59,79 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     assert.equal(unknownId.status, 404);
   });
 
-  it('the dlq command lists one line per message and purges one by id', async () => {
-    const listed = await runDlq(['list', '--consumer', CONSUMER], brokerEnv());
-    assert.equal(listed.code, 0, listed.stderr);
-    const lines = listed.stdout.trim().split('\n');
-    assert.equal(lines.length, 3);
-    const [consumer, eventType, id, attempts, reason] = lines[0].split('\t');
-    assert.deepEqual([consumer, eventType, attempts, reason], [CONSUMER, '-', 'attempts=1', 'invalid_message']);
+  describe('with three garbage messages parked at each consumer', () => {
+    beforeEach(async () => {
+      await purgeAll(CONSUMER);
+      await purgeAll(MAIL_CONSUMER);
+      await publishGarbage(3);
+      // project.created reaches the notifications' queue too, where the garbage is parked as well.
+      await eventually(async () => {
+        const totals = [await parkedTotal(CONSUMER), await parkedTotal(MAIL_CONSUMER)];
+        if (totals.every((total) => total === 3)) return true;
+        throw new Error(`parked so far ${totals.join(' and ')}`);
+      }, 10_000, 'three parked messages at each consumer');
+    });
 
-    const shown = await runDlq(['show', id], brokerEnv());
-    assert.equal(shown.code, 0);
-    assert.equal(JSON.parse(shown.stdout).id, id);
+    it('when an admin lists dead letters, then each shows consumer, reason, attempts and the body as received', async () => {
+      const response = await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token);
+      assert.equal(response.status, 200);
+      assert.equal(response.body.items.length, 3);
+      for (const item of response.body.items) {
+        assert.equal(item.consumer, CONSUMER);
+        assert.equal(item.reason, 'invalid_message');
+        assert.equal(item.attempts, 1);
+        assert.match(item.error, /not valid JSON/);
+        assert.match(item.body, /^garbage \d$/);
+      }
+      const one = await system.api.get(`/v1/admin/dead-letters/${response.body.items[0].id}`, admin.token);
+      assert.equal(one.status, 200);
+      assert.equal(one.body.id, response.body.items[0].id);
+    });
 
-    const purged = await runDlq(['purge', id, '--consumer', CONSUMER], brokerEnv());
-    assert.equal(purged.stdout.trim(), 'purged 1');
-    const after = await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token);
-    assert.equal(after.body.total, 2);
-    assert.ok(!after.body.items.some((item: any) => item.id === id));
+    it('the dlq command lists one line per message and purges one by id', async () => {
+      const listed = await runDlq(['list', '--consumer', CONSUMER], brokerEnv());
+      assert.equal(listed.code, 0, listed.stderr);
+      const lines = listed.stdout.trim().split('\n');
+      assert.equal(lines.length, 3);
+      const [consumer, eventType, id, attempts, reason] = lines[0].split('\t');
+      assert.deepEqual([consumer, eventType, attempts, reason], [CONSUMER, '-', 'attempts=1', 'invalid_message']);
 
-    const usage = await runDlq(['replay'], brokerEnv());
-    assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /usage:/);
-  });
+      const shown = await runDlq(['show', id], brokerEnv());
+      assert.equal(shown.code, 0);
+      assert.equal(JSON.parse(shown.stdout).id, id);
 
-  it('when all are replayed, then they go back to the consumer (and, still not events, are parked again)', async () => {
-    const listed = async () => (await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token)).body.items as Array<{ id: string; parkedAt: string; attempts: number }>;
-    const before = await listed();
-    assert.equal(before.length, 2);
-    const replayed = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${CONSUMER}`, { token: admin.token });
-    assert.equal(replayed.status, 200);
-    assert.equal(replayed.body.replayed, 2);
-    // The same two, each parked again after the replay: they went round the consumer.
-    const parkedAgain = await eventually(async () => {
-      const now = await listed();
-      return now.length === 2 && now.every((item) => before.some((old) => old.id === item.id && item.parkedAt > old.parkedAt)) ? now : undefined;
-    }, 10_000, 'both parked again, later than before');
-    assert.deepEqual(parkedAgain.map((item) => item.attempts), [1, 1]);
-    const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${CONSUMER}`, { token: admin.token });
-    assert.deepEqual(purged.body, { purged: 2 });
+      const purged = await runDlq(['purge', id, '--consumer', CONSUMER], brokerEnv());
+      assert.equal(purged.stdout.trim(), 'purged 1');
+      const after = await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token);
+      assert.equal(after.body.total, 2);
+      assert.ok(!after.body.items.some((item: any) => item.id === id));
+
+      const usage = await runDlq(['replay'], brokerEnv());
+      assert.equal(usage.code, 2);
+      assert.match(usage.stderr, /usage:/);
+    });
+
+    it('when all are replayed, then they go back to the consumer (and, still not events, are parked again)', async () => {
+      const listed = async () => (await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token)).body.items as Array<{ id: string; parkedAt: string; attempts: number }>;
+      const before = await listed();
+      assert.equal(before.length, 3);
+      const replayed = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${CONSUMER}`, { token: admin.token });
+      assert.equal(replayed.status, 200);
+      assert.equal(replayed.body.replayed, 3);
+      // The same three, each parked again after the replay: they went round the consumer.
+      const parkedAgain = await eventually(async () => {
+        const now = await listed();
+        return now.length === 3 && now.every((item) => before.some((old) => old.id === item.id && item.parkedAt > old.parkedAt)) ? now : undefined;
+      }, 10_000, 'all three parked again, later than before');
+      assert.deepEqual(parkedAgain.map((item) => item.attempts), [1, 1, 1]);
+      const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${CONSUMER}`, { token: admin.token });
+      assert.deepEqual(purged.body, { purged: 3 });
+    });
   });
 
   it('when parked events are replayed, one by id and then all, then each is handled once: its mail arrives once, the event log says handled, and it leaves the list', async () => {
     // Only this test's events in the notifications' dead letters, so that totals count them.
-    assert.deepEqual((await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${MAIL_CONSUMER}`, { token: admin.token })).body, { purged: 3 });
+    await purgeAll(MAIL_CONSUMER);
 
     // The engineer's mail server refuses for good (550): each assignment mail parks its event at once.
     sink.refuse(emailOf(engineer), Infinity, 550);

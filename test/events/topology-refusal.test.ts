@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CONSUMER_NAMES } from '../../src/services/consumer-names.ts';
-import type { TestUser } from '../support/api-client.ts';
+import type { ApiResponse, TestUser } from '../support/api-client.ts';
 import { withBroker } from '../support/broker.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
@@ -16,6 +16,7 @@ describe('broker refuses the topology', () => {
   let system: TestSystem;
   let admin: TestUser;
   let user: TestUser;
+  let created: ApiResponse;
 
   before(async () => {
     // What the seed's consumer example leaves behind: `events` declared without durable=True.
@@ -26,6 +27,8 @@ describe('broker refuses the topology', () => {
     system = await startTestSystem({ mode: 'postgres' });
     admin = await system.api.createUser('admin');
     user = await system.api.createUser('manager');
+    // A write while the broker refuses: its event waits in the outbox with the users'.
+    created = await system.api.post('/v1/projects', { name: 'Мост через реку' }, user.token);
   });
   after(async () => {
     await system?.close();
@@ -37,8 +40,7 @@ describe('broker refuses the topology', () => {
   });
 
   it('when `events` exists as a non-durable exchange, then writes still succeed and readiness and the log say what is wrong and how to fix it', async () => {
-    const created = await system.api.post('/v1/projects', { name: 'Мост через реку' }, user.token);
-    assert.equal(created.status, 201);
+    assert.equal(created.status, 201, 'the write made in `before` succeeded');
 
     const readiness = await eventually(async () => {
       const response = await system.api.get('/readyz');
@@ -54,7 +56,7 @@ describe('broker refuses the topology', () => {
   });
 
   it('when the operator deletes the wrong exchange, then the service declares the right one by itself and every event that waited reaches its consumers', async () => {
-    // What waited while the broker refused: the users' and the first project's events.
+    // What waited while the broker refused: the users' and the project's events of `before`.
     const { rows: waiting } = await system.host.db.query<{ event_id: string; event_type: string }>(
       `SELECT event_id, event_type FROM auth.outbox UNION ALL SELECT event_id, event_type FROM projects.outbox`,
     );
