@@ -5,7 +5,13 @@ import type { ApiResponse, TestUser } from '../support/api-client.ts';
 import { withBroker } from '../support/broker.ts';
 import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
-/** Which consumers each waiting event must reach (the README's table of queues and bindings). */
+/**
+ * Which consumers each waiting event must reach (docs/consumers.md's table of queues and
+ * bindings), restated by hand. Not derived: a consumer's bindings are its handlers' keys
+ * (event-consumer.ts), built inside each service module from its dependencies, and no public
+ * surface lists them (AMQP cannot list a queue's bindings, the management API is not assumed,
+ * the AsyncAPI document names no consumers). The queue names come from consumer-names.ts.
+ */
 const CONSUMERS_OF: Record<string, string[]> = {
   'user.registered': [CONSUMER_NAMES.notificationsEmail, CONSUMER_NAMES.eventLogRecorder],
   'user.role_changed': [CONSUMER_NAMES.eventLogRecorder],

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { CONSUMER_NAMES } from '../../src/services/consumer-names.ts';
 import { emailOf, type TestUser } from './api-client.ts';
 import { parseMail, type SmtpSink } from './smtp-sink.ts';
 import { eventually, type TestSystem } from './test-system.ts';
@@ -28,7 +29,8 @@ export const emlMailCounter = (dataDir: string): MailCounter => async (address) 
 export interface MailSentinel {
   /**
    * Returns once no more mail can come for what happened before the call. First waits until
-   * each event of `handled` is in the notifications inbox: its last attempt committed, so
+   * each event of `handled` is reported handled by notifications.email (GET /v1/events/{id},
+   * as the sentinel's own admin): its last attempt committed, so
    * every mail it sends is out and no retry of it will come (a retried event comes back after
    * later ones, which a marker alone cannot rule out). Then causes a marker mail, an
    * assignment of the sentinel's own defect, and waits for it: the notifications consumer
@@ -51,13 +53,35 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
   let parties: { reporter: TestUser; assignees: [TestUser, TestUser]; defectId: number } | undefined;
   let markers = 0;
 
+  let admin: TestUser | undefined;
+
+  /**
+   * Each event's delivery status for notifications.email, as an admin reads it
+   * (GET /v1/events/{id}): `handled` is reported only after the attempt's transaction
+   * committed (the mail is sent inside it), and nothing comes after it; `retrying` and
+   * `parked` are not enough (a retry is still to come, or a replay may follow).
+   */
   const waitForHandled = async (eventIds: string[], timeoutMs: number) => {
+    if (eventIds.length === 0) return;
+    admin ??= await system.api.createUser('admin');
+    const token = admin.token;
     for (const eventId of eventIds) {
+      let seen = 'not recorded yet';
       await eventually(
-        async () => (await system.host.db.query('SELECT 1 FROM notifications.inbox WHERE event_id = $1', [eventId])).rows.length > 0,
+        async () => {
+          const response = await system.api.get(`/v1/events/${eventId}`, token);
+          if (response.status !== 200) return false;
+          const delivery = (response.body.deliveries as Array<{ consumer: string; status: string; attempt: number }>).find(
+            (candidate) => candidate.consumer === CONSUMER_NAMES.notificationsEmail,
+          );
+          seen = delivery ? `${delivery.status} at attempt ${delivery.attempt}` : 'no delivery reported';
+          return delivery?.status === 'handled';
+        },
         timeoutMs,
-        `event ${eventId} handled for good by notifications (in its inbox)`,
-      );
+        `event ${eventId} handled for good by ${CONSUMER_NAMES.notificationsEmail}`,
+      ).catch((error: Error) => {
+        throw new Error(`${error.message} (its delivery: ${seen})`, { cause: error });
+      });
     }
   };
 
@@ -86,6 +110,6 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
       }
       await eventually(async () => (await mailsTo(emailOf(target))) > before, timeoutMs, `the sentinel's marker mail #${markers} to ${emailOf(target)}`);
     },
-    addresses: () => (parties ? [parties.reporter, ...parties.assignees].map(emailOf) : []),
+    addresses: () => [...(parties ? [parties.reporter, ...parties.assignees] : []), ...(admin ? [admin] : [])].map(emailOf),
   };
 }
