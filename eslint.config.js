@@ -36,6 +36,19 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
     },
   },
+  {
+    // The concurrency core in parts a reader can hold (issue 10): the outbox relay, the
+    // in-process transport, the wake-up loop they share and the event log's stream.
+    files: [
+      'src/platform/events/relay/**/*.ts',
+      'src/platform/events/in-process/**/*.ts',
+      'src/platform/wakeable-loop.ts',
+      'src/services/event-log/event-stream.ts',
+    ],
+    rules: {
+      'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }],
+    },
+  },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
   prettier,
 );

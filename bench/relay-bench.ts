@@ -5,7 +5,7 @@ import { migrate } from '../src/platform/db/migrate.ts';
 import { createAmqpTransport } from '../src/platform/events/amqp-transport.ts';
 import { createEvent } from '../src/platform/events/envelope.ts';
 import { createOutbox, outboxBacklog, outboxMigrations } from '../src/platform/events/outbox.ts';
-import { createOutboxRelay } from '../src/platform/events/outbox-relay.ts';
+import { createOutboxRelay } from '../src/platform/events/relay/relay.ts';
 import { destination, pino } from 'pino';
 
 const SCHEMA = 'bench_relay';

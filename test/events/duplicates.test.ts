@@ -54,7 +54,7 @@ for (const mode of MODES) {
         timestamp: new Date(), body: eventBytes(event), headers: {},
       }));
       // One transaction: the copies become due in every bound queue at once.
-      await system.host.db.transaction((tx) => system.host.transport.publish(messages, tx));
+      await system.host.db.transaction((tx) => system.host.transport.handOver!(tx, messages));
     };
 
     const consumed = async (consumer: string, result: 'ok' | 'duplicate') =>

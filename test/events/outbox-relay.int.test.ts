@@ -8,7 +8,7 @@ import { migrate } from '../../src/platform/db/migrate.ts';
 import { createAmqpTransport } from '../../src/platform/events/amqp-transport.ts';
 import { createEvent } from '../../src/platform/events/envelope.ts';
 import { createOutbox, outboxMigrations, type Outbox } from '../../src/platform/events/outbox.ts';
-import { createOutboxRelay, type OutboxRelay } from '../../src/platform/events/outbox-relay.ts';
+import { createOutboxRelay, type OutboxRelay } from '../../src/platform/events/relay/relay.ts';
 import type { EventTransport } from '../../src/platform/events/transport.ts';
 import { bindTestQueue, type TestQueue } from '../support/broker.ts';
 import { TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';

@@ -396,21 +396,22 @@ describe('monitoring files: alerts, dashboard and docs against the real /metrics
 
     // One refused publish, so that events_publish_errors_total{service} has a series: the
     // relay keeps the events in the outbox and publishes them on its next try.
+    // Embedded, the relay hands batches over to the in-process transport in its transaction.
     const transport = system.host.transport;
-    const publish = transport.publish;
+    const handOver = transport.handOver!;
     let refused = 0;
-    transport.publish = async (messages, tx) => {
+    transport.handOver = async (tx, messages) => {
       if (refused === 0) {
         refused += 1;
         throw new Error('test: the broker refuses this batch');
       }
-      return publish.call(transport, messages, tx);
+      return handOver.call(transport, tx, messages);
     };
     try {
       assert.equal((await api.patch(`/v1/defects/${defect.body.id}`, { title: 'Трещина в стене' }, manager.token)).status, 200);
       await eventually(() => refused === 1, 10_000, 'a refused publish');
     } finally {
-      transport.publish = publish;
+      transport.handOver = handOver;
     }
 
     // Every consumer has handled something, and the refused batch went out on the retry.

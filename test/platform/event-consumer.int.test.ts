@@ -10,7 +10,7 @@ import { migrate } from '../../src/platform/db/migrate.ts';
 import { createAmqpTransport } from '../../src/platform/events/amqp-transport.ts';
 import { createEvent } from '../../src/platform/events/envelope.ts';
 import { inboxMigration, PermanentFailure, startEventConsumer, type EventHandler } from '../../src/platform/events/event-consumer.ts';
-import { createInProcessTransport } from '../../src/platform/events/in-process-transport.ts';
+import { createInProcessTransport } from '../../src/platform/events/in-process/transport.ts';
 import type { DeliveryOutcome, EventTransport, OutgoingMessage, Subscription } from '../../src/platform/events/transport.ts';
 import { deleteQueues, startTcpProxy, withBroker } from '../support/broker.ts';
 import { amqpUrlThroughPort, TEST_AMQP_URL, TEST_POSTGRES_URL, testBrokerAddress } from '../support/environment.ts';
@@ -41,7 +41,7 @@ async function createFixture(kind: 'amqp' | 'in-process', amqpUrl = TEST_AMQP_UR
     return {
       db,
       transport,
-      publish: (messages) => transport.publish(messages, db),
+      publish: (messages) => transport.publish(messages),
       async close() {
         await transport.close();
         await db.close();
@@ -59,7 +59,7 @@ async function createFixture(kind: 'amqp' | 'in-process', amqpUrl = TEST_AMQP_UR
   return {
     db,
     transport,
-    publish: (messages) => db.transaction((tx) => transport.publish(messages, tx)),
+    publish: (messages) => db.transaction((tx) => transport.handOver!(tx, messages)),
     async close() {
       await transport.close();
       await db.close();

@@ -90,11 +90,15 @@ export interface TransportStatus {
 
 export interface EventTransport {
   readonly kind: 'amqp' | 'in-process';
+  /** Resolves once every message is safely with the broker (confirmed), or stored in its queues. */
+  publish(messages: OutgoingMessage[]): Promise<void>;
   /**
-   * Resolves once every message is safely with the broker (confirmed), or, in-process,
-   * stored through `db` (the relay's transaction that also deletes them from the outbox).
+   * Only a transport whose queues are in the relay's database (in-process): stores the
+   * messages through `tx`, the relay's transaction that also deletes them from the outbox,
+   * so the hand-over neither loses nor repeats. The relay uses it instead of `publish` when
+   * present.
    */
-  publish(messages: OutgoingMessage[], db: Queryable): Promise<void>;
+  handOver?(tx: Queryable, messages: OutgoingMessage[]): Promise<void>;
   subscribe(options: SubscriptionOptions): Subscription;
   readonly deadLetters: DeadLetterQueues;
   /** Called whenever the transport becomes able to publish (start, reconnection). */
