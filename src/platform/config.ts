@@ -84,7 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     DEMO_USER: parseCredentials(config.DEMO_USER ?? (embedded ? EMBEDDED_DEMO_USER : undefined)),
     ADMIN_USER: parseCredentials(config.ADMIN_USER),
     retryDelaysMs: parseDelays(config.EVENTS_RETRY_DELAYS),
-    confirmTimeoutMs: parseDelays(config.EVENTS_CONFIRM_TIMEOUT)[0]!,
+    confirmTimeoutMs: parseDelays(config.EVENTS_CONFIRM_TIMEOUT)[0],
   });
 }
 

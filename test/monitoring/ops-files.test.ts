@@ -398,14 +398,14 @@ describe('monitoring files: alerts, dashboard and docs against the real /metrics
     // relay keeps the events in the outbox and publishes them on its next try.
     // Embedded, the relay hands batches over to the in-process transport in its transaction.
     const transport = system.host.transport;
-    const handOver = transport.handOver!;
+    const handOver = transport.handOver!.bind(transport);
     let refused = 0;
     transport.handOver = async (tx, messages) => {
       if (refused === 0) {
         refused += 1;
         throw new Error('test: the broker refuses this batch');
       }
-      return handOver.call(transport, tx, messages);
+      return handOver(tx, messages);
     };
     try {
       assert.equal((await api.patch(`/v1/defects/${defect.body.id}`, { title: 'Трещина в стене' }, manager.token)).status, 200);

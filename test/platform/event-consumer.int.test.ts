@@ -307,10 +307,10 @@ for (const kind of ['amqp', 'in-process'] as const) {
         const list = await fixture.transport.deadLetters.list(CONSUMER);
         return list.length === 1 ? list : undefined;
       }, 5_000, 'the invalid event parked');
-      assert.equal(parked[0]!.id, event.event_id);
-      assert.equal(parked[0]!.reason, 'invalid_data');
-      assert.equal(parked[0]!.attempts, 1);
-      assert.match(parked[0]!.error, /defect\.updated: data\.updated_by/);
+      assert.equal(parked[0].id, event.event_id);
+      assert.equal(parked[0].reason, 'invalid_data');
+      assert.equal(parked[0].attempts, 1);
+      assert.match(parked[0].error, /defect\.updated: data\.updated_by/);
       assert.deepEqual(await effects(fixture.db), [9], 'the invalid event had no effect');
     });
 

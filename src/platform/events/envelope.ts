@@ -64,7 +64,7 @@ export function parseEnvelope(body: unknown): { event: EventEnvelope } | { error
     const first = envelopeChecker.Errors(value).First();
     return { error: `not a valid event envelope: ${first ? `${first.path || '/'} ${first.message}` : 'unknown'}` };
   }
-  return { event: value as EventEnvelope };
+  return { event: value };
 }
 
 function microsecondsNow(): number {

@@ -21,5 +21,6 @@ export function formatEventLogLine(event: { event_type: string; event_id: string
 
 /** f"{event.user_id}" prints None for a missing user. */
 function pythonUserId(userId: unknown): string {
-  return userId === null || userId === undefined ? 'None' : String(userId);
+  if (userId === null || userId === undefined) return 'None';
+  return typeof userId === 'number' ? String(userId) : pythonJsonDumps(userId);
 }
