@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { createApiClient } from '../support/api-client.ts';
-import { deleteQueues, startStallableTcpProxy, type StallableTcpProxy } from '../support/broker.ts';
+import { bindTestQueue, deleteQueues, startStallableTcpProxy, type StallableTcpProxy } from '../support/broker.ts';
 import {
   assertTotalQueue,
   connectClient,
@@ -18,12 +18,13 @@ import {
   startWriteLoad,
   totalQueue,
   waitForBlockedStatement,
-  waitUntil,
+  writeMarker,
   type WriteLoad,
 } from '../support/crash-harness.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, amqpUrlThroughPort, testBrokerAddress } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
+import { eventually } from '../support/test-system.ts';
 
 const RECORDER = 'event-log.recorder';
 
@@ -43,13 +44,18 @@ describe('crash: a consumer killed with events in hand (event log, PostgreSQL, R
   let recorders: ServiceProcess[] = [];
   /** Each test starts with no event-log process of the one before. */
   const stopRecorders = async () => {
-    for (const child of recorders) if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
+    for (const child of recorders)
+      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
     recorders = [];
   };
 
   const startEventLog = async () => {
     // debug: the consumer's `event handled` lines say which deliveries it handled as new.
-    const started = await startProcess('src/services/event-log/main.ts', { ...env, AMQP_URL: amqpUrlThroughPort(proxy.port), LOG_LEVEL: 'debug' }, await freePort());
+    const started = await startProcess(
+      'src/services/event-log/main.ts',
+      { ...env, AMQP_URL: amqpUrlThroughPort(proxy.port), LOG_LEVEL: 'debug' },
+      await freePort(),
+    );
     processes.push(started);
     recorders.push(started);
     return started;
@@ -58,18 +64,30 @@ describe('crash: a consumer killed with events in hand (event log, PostgreSQL, R
     const api = createApiClient(projectsUrl);
     return startWriteLoad({ prefix, write: async (name) => (await api.post('/v1/projects', { name }, token)).status });
   };
-  const recordedCount = async () => (await admin.query('SELECT count(*)::int AS n FROM event_log.events')).rows[0].n as number;
+  const recordedCount = async () =>
+    (await admin.query('SELECT count(*)::int AS n FROM event_log.events')).rows[0].n as number;
 
   /** Every committed write of the load recorded once, none unexpected (only this load's keys). */
   const checkTotalQueue = async (load: WriteLoad, prefix: string, what: string) => {
     const history = await load.stop();
-    await waitUntil('every committed project in the event log', async () => {
-      const recorded = new Set((await recordedEvents(admin, 'project.created', 'name')).map((event) => event.key));
-      return [...history.committed].every((name) => recorded.has(name));
-    }, 30_000).catch(() => undefined); // the verdict below names what is missing
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // a repeated handling would be logged by now
-    const recorded = (await recordedEvents(admin, 'project.created', 'name')).filter((event) => event.key.startsWith(`${prefix}-`));
-    const handlings = handlingsAsNew(recorders.map((child) => child.output()), RECORDER);
+    // Consumer-side sentinel: one more project once the load stopped; a delivery the crash
+    // left unacknowledged (requeued) sits ahead of it in the recorder's queue.
+    const marker = `marker-${prefix}`;
+    const api = createApiClient(projectsUrl);
+    const markerEventId = await writeMarker(
+      'project (event log)',
+      async () => assert.equal((await api.post('/v1/projects', { name: marker }, token)).status, 201),
+      async () =>
+        (await recordedEvents(admin, 'project.created', 'name')).find((event) => event.key === marker)?.eventId,
+    );
+    const recorded = (await recordedEvents(admin, 'project.created', 'name')).filter((event) =>
+      event.key.startsWith(`${prefix}-`),
+    );
+    const handlings = handlingsAsNew(
+      recorders.map((child) => child.output()),
+      RECORDER,
+      [markerEventId],
+    );
     assertTotalQueue(totalQueue(history, effectsOf(recorded, handlings)), history, what);
     return handlings;
   };
@@ -91,47 +109,74 @@ describe('crash: a consumer killed with events in hand (event log, PostgreSQL, R
   });
   afterEach(stopRecorders);
   after(async () => {
-    for (const child of processes) if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
+    for (const child of processes)
+      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
     await admin?.end();
     await proxy?.close();
     await dropDatabase(databaseUrl);
     await fs.rm(dataDir, { recursive: true, force: true });
   });
 
-  it('when it is killed inside its handler\'s transaction under a write load, then after restart every committed change is recorded once', async () => {
+  it("when it is killed inside its handler's transaction under a write load, then after restart every committed change is recorded once", async () => {
     const first = await startEventLog();
+    // The events in the order the broker routed them (the recorder's queue has the same order).
+    const routed = await bindTestQueue(['#']);
     const load = startLoad('mid-transaction');
     await load.waitForCommits(10);
-    await waitUntil('the first events recorded', async () => (await recordedCount()) >= 5);
+    await eventually(async () => (await recordedCount()) >= 5, 30_000, 'the first events recorded');
 
     // Its reads go on, its INSERT waits: the batch's inbox claim is made, nothing is committed.
     const tableLock = await holdLock(databaseUrl, 'LOCK TABLE event_log.events IN EXCLUSIVE MODE');
     await waitForBlockedStatement(admin, 'INSERT INTO event_log.events');
+    // The recorder takes its queue in order, a batch at a time: the first routed event not yet
+    // recorded is in the batch blocked on the INSERT.
+    const recordedAtBlock = new Set(
+      (await admin.query<{ event_id: string }>('SELECT event_id::text FROM event_log.events')).rows.map(
+        (row) => row.event_id,
+      ),
+    );
+    const blockedEventId = routed.messages
+      .map((message) => (message.body as { event_id: string }).event_id)
+      .find((id) => !recordedAtBlock.has(id));
+    await routed.close();
+    assert.ok(blockedEventId, 'an event routed and not yet recorded (the blocked batch)');
     await load.waitForCommits(5); // more events delivered to it and not acknowledged meanwhile
     await first.kill();
     // The session runs the INSERT it had received, then finds its client gone and rolls back.
     await tableLock.release();
 
-    await startEventLog();
+    const second = await startEventLog();
     await load.waitForCommits(10);
-    await checkTotalQueue(load, 'mid-transaction', `${RECORDER} killed inside its transaction`);
+    const handlings = await checkTotalQueue(load, 'mid-transaction', `${RECORDER} killed inside its transaction`);
+    // The crash fell in its window: the blocked batch never committed, the restarted process handled it as new.
+    assert.equal(handlings.get(blockedEventId), 1, `the blocked event ${blockedEventId} handled as new once`);
+    assert.ok(
+      handlingsAsNew([second.output()], RECORDER, [blockedEventId]).has(blockedEventId),
+      'by the restarted process',
+    );
   });
 
   it('when it is killed after its transaction committed and before the broker had its ack, then the redelivered events are duplicates and every committed change is recorded once', async () => {
     await startEventLog();
     const load = startLoad('after-commit');
     await load.waitForCommits(10);
-    await waitUntil('the first events recorded', async () => (await recordedCount()) >= 5);
+    await eventually(async () => (await recordedCount()) >= 5, 30_000, 'the first events recorded');
 
     // Deliveries still reach the consumer; its acks (and delivery reports) never reach the broker.
     proxy.stall('to-broker');
     const before = await admin.query<{ event_id: string }>('SELECT event_id::text FROM event_log.events');
     const seen = new Set(before.rows.map((row) => row.event_id));
-    const committedUnacked = await waitUntil('events recorded while no ack can reach the broker', async () => {
-      const { rows } = await admin.query<{ event_id: string }>(`SELECT event_id::text FROM event_log.events WHERE event_type = 'project.created'`);
-      const fresh = rows.map((row) => row.event_id).filter((id) => !seen.has(id));
-      return fresh.length >= 5 ? fresh : undefined;
-    }, 60_000);
+    const committedUnacked = await eventually(
+      async () => {
+        const { rows } = await admin.query<{ event_id: string }>(
+          `SELECT event_id::text FROM event_log.events WHERE event_type = 'project.created'`,
+        );
+        const fresh = rows.map((row) => row.event_id).filter((id) => !seen.has(id));
+        return fresh.length >= 5 ? fresh : undefined;
+      },
+      60_000,
+      'events recorded while no ack can reach the broker',
+    );
     await recorders[0].kill();
     proxy.resume();
 
@@ -139,10 +184,16 @@ describe('crash: a consumer killed with events in hand (event log, PostgreSQL, R
     await load.waitForCommits(10);
     const handlings = await checkTotalQueue(load, 'after-commit', `${RECORDER} killed between commit and ack`);
     // The crash fell where it should: those deliveries came back and the inbox skipped them.
-    const duplicates = second.output().split('\n').filter((line) => line.includes('"event handled"') && line.includes('"duplicate":true'));
+    const duplicates = second
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"event handled"') && line.includes('"duplicate":true'));
     for (const id of committedUnacked) {
       assert.equal(handlings.get(id), 1, `event ${id} handled as new once`);
-      assert.ok(duplicates.some((line) => line.includes(id)), `event ${id} delivered again after the restart, as a duplicate`);
+      assert.ok(
+        duplicates.some((line) => line.includes(id)),
+        `event ${id} delivered again after the restart, as a duplicate`,
+      );
     }
   });
 });

@@ -29,7 +29,7 @@ const eventIdOf = (message: { body: unknown }) => (message.body as { event_id: s
 /** The relay's poll (5 s) and room for a slow machine. */
 const TAKEOVER_WITHIN_MS = 15_000;
 
-describe('crash: a second replica\'s relay takes over from a killed one', () => {
+describe("crash: a second replica's relay takes over from a killed one", () => {
   const databaseUrl = freshDatabaseUrl('relay_takeover');
   const processes: ServiceProcess[] = [];
   let dataDir: string;
@@ -42,7 +42,8 @@ describe('crash: a second replica\'s relay takes over from a killed one', () => 
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-relay-takeover-'));
   });
   after(async () => {
-    for (const child of processes) if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
+    for (const child of processes)
+      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
     await admin?.end();
     await queue?.close();
     await dropDatabase(databaseUrl);
@@ -69,25 +70,32 @@ describe('crash: a second replica\'s relay takes over from a killed one', () => 
     let turn = 0;
     const load = startWriteLoad({
       prefix: 'takeover',
-      write: async (name) => (await clients[onlyTheFirst ? 0 : (turn += 1) % 2].post('/v1/projects', { name }, token)).status,
+      write: async (name) =>
+        (await clients[onlyTheFirst ? 0 : (turn += 1) % 2].post('/v1/projects', { name }, token)).status,
     });
     await load.waitForCommits(10);
 
     // Events pile up while the test holds the relays' lock.
     onlyTheFirst = true;
     await admin.query("SELECT pg_advisory_lock(hashtext('outbox-relay:projects'))");
-    const outboxRows = async () => (await admin!.query('SELECT count(*)::int AS n FROM projects.outbox')).rows[0].n as number;
+    const outboxRows = async () =>
+      (await admin!.query('SELECT count(*)::int AS n FROM projects.outbox')).rows[0].n as number;
     await eventually(async () => (await outboxRows()) >= 20, 30_000, 'events waiting in the outbox');
     // No write from here on: the surviving replica will have no commit to wake its relay.
     const history = await load.stop();
-    const waiting = (await admin.query<{ event_id: string }>('SELECT event_id::text FROM projects.outbox ORDER BY id')).rows.map((row) => row.event_id);
+    const waiting = (
+      await admin.query<{ event_id: string }>('SELECT event_id::text FROM projects.outbox ORDER BY id')
+    ).rows.map((row) => row.event_id);
 
     // The outbox is locked so that the relay that takes the lock next stops at its first read,
     // holding the lock, nothing in flight.
     const tableLock = await holdLock(databaseUrl, 'LOCK TABLE projects.outbox IN ACCESS EXCLUSIVE MODE');
     await admin.query("SELECT pg_advisory_unlock(hashtext('outbox-relay:projects'))");
     const reader = await waitForBlockedStatement(admin, 'SELECT next.*');
-    const { rows } = await admin.query<{ client_port: number }>('SELECT client_port FROM pg_stat_activity WHERE pid = $1', [reader]);
+    const { rows } = await admin.query<{ client_port: number }>(
+      'SELECT client_port FROM pg_stat_activity WHERE pid = $1',
+      [reader],
+    );
     const holderPid = await processOfLocalPort(rows[0].client_port);
     const holder = replicas.find((replica) => replica.child.pid === holderPid);
     assert.ok(holder, `the relay's session ${reader} belongs to a replica (process ${holderPid})`);
@@ -114,18 +122,32 @@ describe('crash: a second replica\'s relay takes over from a killed one', () => 
     // Events committed on the killed replica, published by the survivor (its line follows the DELETE).
     const survivorLines = () => survivor.output().split('\n');
     await eventually(
-      () => waiting.every((id) => survivorLines().some((line) => line.includes(`[EVENT] project.created | ID: ${id} `))),
+      () =>
+        waiting.every((id) => survivorLines().some((line) => line.includes(`[EVENT] project.created | ID: ${id} `))),
       5_000,
-      `the survivor's [EVENT] line for each event committed on the killed replica (its last: ${survivorLines().filter((line) => line.includes('[EVENT]')).at(-1)})`,
+      `the survivor's [EVENT] line for each event committed on the killed replica (its last: ${survivorLines()
+        .filter((line) => line.includes('[EVENT]'))
+        .at(-1)})`,
     );
 
     const published = queue.messages.map(nameOf);
     assertTotalQueue(totalQueue(history, countKeys(published)), history, 'project.created on the broker');
-    for (const id of waiting) assert.equal(queue.messages.filter((message) => eventIdOf(message) === id).length, 1, `event ${id} published once`);
+    for (const id of waiting)
+      assert.equal(
+        queue.messages.filter((message) => eventIdOf(message) === id).length,
+        1,
+        `event ${id} published once`,
+      );
     // Each writer's writes commit one after the other: its keys must come out in that order.
     for (const writer of ['w0', 'w1']) {
-      const numbers = published.filter((name) => name.includes(`-${writer}-`)).map((name) => Number(name.split('-').at(-1)));
-      assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), `writer ${writer}'s events in commit order`);
+      const numbers = published
+        .filter((name) => name.includes(`-${writer}-`))
+        .map((name) => Number(name.split('-').at(-1)));
+      assert.deepEqual(
+        numbers,
+        [...numbers].sort((a, b) => a - b),
+        `writer ${writer}'s events in commit order`,
+      );
     }
     assert.ok(tookMs <= TAKEOVER_WITHIN_MS);
   });

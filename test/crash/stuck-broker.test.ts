@@ -5,11 +5,26 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { createApiClient } from '../support/api-client.ts';
-import { bindTestQueue, deleteQueues, startStallableTcpProxy, type StallableTcpProxy, type TestQueue } from '../support/broker.ts';
-import { assertTotalQueue, connectClient, countKeys, dropDatabase, freshDatabaseUrl, startWriteLoad, totalQueue, waitUntil } from '../support/crash-harness.ts';
+import {
+  bindTestQueue,
+  deleteQueues,
+  startStallableTcpProxy,
+  type StallableTcpProxy,
+  type TestQueue,
+} from '../support/broker.ts';
+import {
+  assertTotalQueue,
+  connectClient,
+  countKeys,
+  dropDatabase,
+  freshDatabaseUrl,
+  startWriteLoad,
+  totalQueue,
+} from '../support/crash-harness.ts';
 import { SERVICE_QUEUES, amqpUrlThroughPort, testBrokerAddress } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
+import { eventually } from '../support/test-system.ts';
 
 const nameOf = (message: { body: unknown }) => (message.body as { data: { name: string } }).data.name;
 const sequenceOf = (name: string) => Number(name.split('-').at(-1));
@@ -36,7 +51,11 @@ describe('stuck broker: connected, never confirming', () => {
   });
   after(async () => {
     // A graceful stop, or a kill if the shutdown hangs on a connection the stall left behind.
-    if (system) await Promise.race([system.stop(), new Promise((resolve) => setTimeout(resolve, 20_000)).then(() => system!.kill())]);
+    if (system)
+      await Promise.race([
+        system.stop(),
+        new Promise((resolve) => setTimeout(resolve, 20_000)).then(() => system!.kill()),
+      ]);
     await admin?.end();
     await proxy?.close();
     await queue?.close();
@@ -67,19 +86,29 @@ describe('stuck broker: connected, never confirming', () => {
       write: async (name) => (await api.post('/v1/projects', { name }, token)).status,
     });
     await load.waitForCommits(5);
-    await waitUntil('the first writes published', () => queue.messages.length >= 5);
+    await eventually(() => queue.messages.length >= 5, 30_000, 'the first writes published');
 
     proxy.stall('both');
     const stalledAt = Date.now();
     const readiness = async () => {
       const response = await api.get('/readyz');
-      return { status: response.status, relay: (response.body.checks as ReadyCheck[]).find((check) => check.name === 'outbox-relay:projects') };
+      return {
+        status: response.status,
+        relay: (response.body.checks as ReadyCheck[]).find((check) => check.name === 'outbox-relay:projects'),
+      };
     };
-    const stuck = await waitUntil('/readyz to report the projects relay failing', async () => {
-      const ready = await readiness();
-      return ready.status === 503 && ready.relay && !ready.relay.ok ? ready : undefined;
-    }, 60_000);
-    assert.match(stuck.relay!.detail, /outbox projects: publishing failing: the broker's confirm timed out after 2000 ms/);
+    const stuck = await eventually(
+      async () => {
+        const ready = await readiness();
+        return ready.status === 503 && ready.relay && !ready.relay.ok ? ready : undefined;
+      },
+      60_000,
+      '/readyz to report the projects relay failing',
+    );
+    assert.match(
+      stuck.relay!.detail,
+      /outbox projects: publishing failing: the broker's confirm timed out after 2000 ms/,
+    );
     assert.ok(Date.now() - stalledAt >= 2_000, 'not before the confirm timeout');
     assert.match(system.output(), /outbox relay could not publish; events stay in the outbox/);
     await load.waitForCommits(5);
@@ -88,16 +117,20 @@ describe('stuck broker: connected, never confirming', () => {
     const publishedWhileStalled = queue.messages.length;
 
     proxy.resume();
-    await waitUntil('/readyz ready again', async () => (await readiness()).status === 200, 60_000);
+    await eventually(async () => (await readiness()).status === 200, 60_000, '/readyz ready again');
     assert.ok(queue.messages.length > publishedWhileStalled, 'what waited went out');
     await load.waitForCommits(5);
     const history = await load.stop();
-    await waitUntil('the outbox empty', async () => (await admin!.query('SELECT count(*)::int AS n FROM projects.outbox')).rows[0].n === 0, 60_000);
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // a second copy would have arrived by now
+    // Broker-side sentinel: the outboxes empty (every event confirmed), then a marker through the test's queue.
+    await queue.settle(admin, 60_000);
 
     const published = queue.messages.map(nameOf);
     assertTotalQueue(totalQueue(history, countKeys(published)), history, 'project.created on the broker');
     const sequence = published.map(sequenceOf);
-    assert.deepEqual(sequence, [...sequence].sort((a, b) => a - b), 'published in commit order');
+    assert.deepEqual(
+      sequence,
+      [...sequence].sort((a, b) => a - b),
+      'published in commit order',
+    );
   });
 });

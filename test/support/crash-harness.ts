@@ -1,13 +1,12 @@
 import pg from 'pg';
 import { TEST_POSTGRES_URL } from './environment.ts';
+import { eventually } from './test-system.ts';
 
 /**
  * The pieces the crash tests share: a steady write load that keeps its own history, the
  * Jepsen total-queue accounting over that history, and PostgreSQL locks held by the test
  * so that a process blocks exactly at the statement that follows the step under test.
  */
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A database URL no other test uses (created by the first process that connects). */
 export const freshDatabaseUrl = (prefix: string) => `${TEST_POSTGRES_URL}/dc_${prefix}_${process.pid}_${Date.now()}`;
@@ -16,7 +15,9 @@ export async function dropDatabase(databaseUrl: string): Promise<void> {
   const admin = new pg.Client({ connectionString: `${TEST_POSTGRES_URL}/postgres` });
   await admin.connect();
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(databaseUrl).pathname.slice(1))} WITH (FORCE)`);
+    await admin.query(
+      `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(databaseUrl).pathname.slice(1))} WITH (FORCE)`,
+    );
   } finally {
     await admin.end();
   }
@@ -26,24 +27,6 @@ export async function connectClient(databaseUrl: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   return client;
-}
-
-/** Polls until check returns a truthy value; throws naming `what` (and the last error) after the timeout. */
-export async function waitUntil<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
-    }
-    await sleep(50);
-  }
 }
 
 export interface HeldLock {
@@ -74,15 +57,23 @@ export async function holdLock(databaseUrl: string, ...statements: string[]): Pr
  * The backend pid of the session that waits for a lock while running a statement that
  * starts with `statement` (the process under test, stopped where the test wanted it).
  */
-export async function waitForBlockedStatement(admin: pg.Client, statement: string, timeoutMs = 30_000): Promise<number> {
-  return waitUntil(`a session blocked on a lock in "${statement}…"`, async () => {
-    const { rows } = await admin.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity
+export async function waitForBlockedStatement(
+  admin: pg.Client,
+  statement: string,
+  timeoutMs = 30_000,
+): Promise<number> {
+  return eventually(
+    async () => {
+      const { rows } = await admin.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity
        WHERE datname = current_database() AND wait_event_type = 'Lock' AND ltrim(query, E' \\n\\t\\r') LIKE $1 || '%'`,
-      [statement],
-    );
-    return rows[0]?.pid;
-  }, timeoutMs);
+        [statement],
+      );
+      return rows[0]?.pid;
+    },
+    timeoutMs,
+    `a session blocked on a lock in "${statement}…"`,
+  );
 }
 
 /**
@@ -94,7 +85,11 @@ export async function waitForBlockedStatement(admin: pg.Client, statement: strin
  */
 export async function endOrphanedSession(admin: pg.Client, pid: number): Promise<void> {
   await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-  await waitUntil(`backend ${pid} to end`, async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0);
+  await eventually(
+    async () => (await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rowCount === 0,
+    30_000,
+    `backend ${pid} to end`,
+  );
 }
 
 /** What a write load did, in Jepsen's terms. */
@@ -145,7 +140,7 @@ export function startWriteLoad(options: {
         indeterminate.add(key);
         pause = 200;
       }
-      await sleep(pause);
+      await new Promise((resolve) => setTimeout(resolve, pause)); // paces the load
     }
   };
   const writers = Array.from({ length: options.concurrency ?? 2 }, writer);
@@ -154,12 +149,17 @@ export function startWriteLoad(options: {
     indeterminate,
     async waitForCommits(count, timeoutMs = 60_000) {
       const target = committed.size + count;
-      await waitUntil(`${count} more committed writes (${committed.size} so far; refused: ${errors.slice(0, 3).join(', ')})`, () => committed.size >= target, timeoutMs);
+      await eventually(
+        () => committed.size >= target,
+        timeoutMs,
+        `${count} more committed writes (${committed.size} so far; refused: ${errors.slice(0, 3).join(', ')})`,
+      );
     },
     async stop() {
       stopped = true;
       await Promise.all(writers);
-      if (errors.length > 0) throw new Error(`writes refused (a fault of the test's load): ${errors.slice(0, 5).join('; ')}`);
+      if (errors.length > 0)
+        throw new Error(`writes refused (a fault of the test's load): ${errors.slice(0, 5).join('; ')}`);
       return { committed, indeterminate };
     },
   };
@@ -199,8 +199,15 @@ export function countKeys(keys: Iterable<string>): Map<string, number> {
  * skipped as a duplicate by the inbox), from the consumer's debug line `event handled`
  * in the output of every process that ran it (a killed one's too). A duplicate delivery
  * logs `duplicate: true`; one the inbox failed to stop would log `duplicate: false` again.
+ *
+ * `handledBySurvivors`: events a process that was not killed is known to have handled as new
+ * (a marker written after the crash): each must have its line, or the count says nothing (the
+ * line's message or fields changed, LOG_LEVEL is not debug) and this throws instead of
+ * returning a map in which every repeat would go unseen.
  */
-export function handlingsAsNew(outputs: string[], consumer: string): Map<string, number> {
+export function handlingsAsNew(outputs: string[], consumer: string, handledBySurvivors: string[]): Map<string, number> {
+  if (handledBySurvivors.length === 0)
+    throw new Error('handlingsAsNew needs at least one event a surviving process handled, to show its lines are there');
   const ids: string[] = [];
   for (const output of outputs) {
     for (const line of output.split('\n')) {
@@ -211,10 +218,35 @@ export function handlingsAsNew(outputs: string[], consumer: string): Map<string,
       } catch {
         continue; // the last line of a killed process may be cut short
       }
-      if (entry.msg === 'event handled' && entry.consumer === consumer && entry.duplicate === false && entry.event_id) ids.push(entry.event_id);
+      if (entry.msg === 'event handled' && entry.consumer === consumer && entry.duplicate === false && entry.event_id)
+        ids.push(entry.event_id);
     }
   }
-  return countKeys(ids);
+  const counts = countKeys(ids);
+  const missing = handledBySurvivors.filter((id) => !counts.has(id));
+  if (missing.length > 0) {
+    throw new Error(
+      `no "event handled" debug line with duplicate:false from ${consumer} for ${missing.join(', ')}, which a surviving process handled ` +
+        `(${ids.length} such lines in all): the line or LOG_LEVEL changed, and repeated handlings cannot be counted`,
+    );
+  }
+  return counts;
+}
+
+/**
+ * The consumer-side sentinel: after the load stopped, one more write (`write` makes it), and
+ * the wait until `recorded` finds it (returns its event id). The consumer takes its queue in
+ * order, so a delivery requeued by the crash, or a copy sent again, sits ahead of the marker:
+ * once the marker is handled, so is everything that could still come (until the next write).
+ */
+export async function writeMarker(
+  what: string,
+  write: () => Promise<void>,
+  recorded: () => Promise<string | undefined>,
+  timeoutMs = 60_000,
+): Promise<string> {
+  await write();
+  return eventually(recorded, timeoutMs, `the marker ${what} handled`);
 }
 
 /**
@@ -222,9 +254,13 @@ export function handlingsAsNew(outputs: string[], consumer: string): Map<string,
  * event counts at least once (the debug line of a killed process may never have been
  * written), more when the consumer's lines say so.
  */
-export function effectsOf(recorded: Array<{ eventId: string; key: string }>, handlings: Map<string, number>): Map<string, number> {
+export function effectsOf(
+  recorded: Array<{ eventId: string; key: string }>,
+  handlings: Map<string, number>,
+): Map<string, number> {
   const effects = new Map<string, number>();
-  for (const { eventId, key } of recorded) effects.set(key, (effects.get(key) ?? 0) + Math.max(1, handlings.get(eventId) ?? 0));
+  for (const { eventId, key } of recorded)
+    effects.set(key, (effects.get(key) ?? 0) + Math.max(1, handlings.get(eventId) ?? 0));
   return effects;
 }
 
@@ -253,7 +289,9 @@ export function assertTotalQueue(verdict: TotalQueueVerdict, history: LoadHistor
 export async function processOfLocalPort(port: number): Promise<number | undefined> {
   const { execFile } = await import('node:child_process');
   const output = await new Promise<string>((resolve, reject) =>
-    execFile('ss', ['-tnpH', 'state', 'established', 'sport', `= :${port}`], (error, stdout) => (error ? reject(error) : resolve(stdout))),
+    execFile('ss', ['-tnpH', 'state', 'established', 'sport', `= :${port}`], (error, stdout) =>
+      error ? reject(error) : resolve(stdout),
+    ),
   );
   const pid = /pid=(\d+)/.exec(output)?.[1];
   return pid === undefined ? undefined : Number(pid);
