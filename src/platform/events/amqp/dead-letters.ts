@@ -16,25 +16,7 @@ export const retryQueueOf = (consumer: string, step: number) => `${consumer}.ret
  * a channel of its own; those not acknowledged go back when the channel closes, in order.
  */
 export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues {
-  /** Visits every message parked at the start; `take` acknowledges (removes) one. */
-  const scan = async (consumer: string, visit: (message: SyncMessage, take: () => void, channel: Channel) => Promise<void>) => {
-    const channel = await connection.acquire();
-    try {
-      await channel.confirmSelect();
-      const queue = deadLetterQueueOf(consumer);
-      const { messageCount } = await channel.queueDeclare({ queue, durable: true });
-      for (let index = 0; index < messageCount; index += 1) {
-        const message = await channel.basicGet({ queue });
-        if (!message) break;
-        await visit(message, () => channel.basicAck({ deliveryTag: message.deliveryTag }), channel);
-      }
-    } finally {
-      await channel.close();
-    }
-  };
-
-  const selected = (message: SyncMessage, selection: ParkedSelection) =>
-    'all' in selection || message.messageId === selection.id;
+  const scan = (consumer: string, visit: Visit) => scanDeadLetters(connection, consumer, visit);
 
   return {
     async count(consumer) {
@@ -78,6 +60,29 @@ export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues 
       return purged;
     },
   };
+}
+
+type Visit = (message: SyncMessage, take: () => void, channel: Channel) => Promise<void>;
+
+/** Visits every message parked at the start; `take` acknowledges (removes) one. */
+async function scanDeadLetters(connection: Connection, consumer: string, visit: Visit): Promise<void> {
+  const channel = await connection.acquire();
+  try {
+    await channel.confirmSelect();
+    const queue = deadLetterQueueOf(consumer);
+    const { messageCount } = await channel.queueDeclare({ queue, durable: true });
+    for (let index = 0; index < messageCount; index += 1) {
+      const message = await channel.basicGet({ queue });
+      if (!message) break;
+      await visit(message, () => channel.basicAck({ deliveryTag: message.deliveryTag }), channel);
+    }
+  } finally {
+    await channel.close();
+  }
+}
+
+function selected(message: SyncMessage, selection: ParkedSelection): boolean {
+  return 'all' in selection || message.messageId === selection.id;
 }
 
 /** The id a parked message is known by: its event id, or one given when it was parked. */
