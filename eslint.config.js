@@ -37,11 +37,14 @@ export default tseslint.config(
     },
   },
   {
-    // The concurrency core in parts a reader can hold (issue 10): the outbox relay, the
-    // in-process transport, the wake-up loop they share and the event log's stream.
+    // The concurrency core in parts a reader can hold: the outbox relay, the in-process and
+    // RabbitMQ transports, the consumer runtime, the wake-up loop and the event log's stream.
+    // A function (a factory with its closures counts as one) stays within 60 lines.
     files: [
       'src/platform/events/relay/**/*.ts',
       'src/platform/events/in-process/**/*.ts',
+      'src/platform/events/consumer/**/*.ts',
+      'src/platform/events/amqp/**/*.ts',
       'src/platform/wakeable-loop.ts',
       'src/services/event-log/event-stream.ts',
     ],

@@ -2,7 +2,7 @@ import { Connection } from 'rabbitmq-client';
 import { connectDatabase } from '../src/platform/db/connect.ts';
 import type { Database } from '../src/platform/db/database.ts';
 import { migrate } from '../src/platform/db/migrate.ts';
-import { createAmqpTransport } from '../src/platform/events/amqp-transport.ts';
+import { createAmqpTransport } from '../src/platform/events/amqp/amqp-transport.ts';
 import { createEvent } from '../src/platform/events/envelope.ts';
 import { createOutbox, outboxBacklog, outboxMigrations } from '../src/platform/events/outbox.ts';
 import { createOutboxRelay } from '../src/platform/events/relay/relay.ts';

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { Connection } from 'rabbitmq-client';
 import { ConfigError, loadConfig, type Config } from '../platform/config.ts';
 import { connectDatabase } from '../platform/db/connect.ts';
-import { createAmqpDeadLetters } from '../platform/events/amqp-dead-letters.ts';
+import { createAmqpDeadLetters } from '../platform/events/amqp/dead-letters.ts';
 import { createInProcessTransport } from '../platform/events/in-process/transport.ts';
 import type { DeadLetterQueues, ParkedMessage } from '../platform/events/transport.ts';
 import { DomainError } from '../platform/errors/domain-error.ts';

@@ -3,7 +3,7 @@ import type { Config } from './config.ts';
 import { connectDatabase, describeDatabase } from './db/connect.ts';
 import type { Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
-import { createAmqpTransport } from './events/amqp-transport.ts';
+import { createAmqpTransport } from './events/amqp/amqp-transport.ts';
 import { startEventConsumer } from './events/event-consumer.ts';
 import { createInProcessTransport } from './events/in-process/transport.ts';
 import { createOutboxRelay, type OutboxRelay } from './events/relay/relay.ts';

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { connectDatabase } from '../../src/platform/db/connect.ts';
 import type { Database } from '../../src/platform/db/database.ts';
 import { migrate } from '../../src/platform/db/migrate.ts';
-import { createAmqpTransport } from '../../src/platform/events/amqp-transport.ts';
+import { createAmqpTransport } from '../../src/platform/events/amqp/amqp-transport.ts';
 import { createEvent } from '../../src/platform/events/envelope.ts';
 import { inboxMigration, PermanentFailure, startEventConsumer, type EventHandler } from '../../src/platform/events/event-consumer.ts';
 import { createInProcessTransport } from '../../src/platform/events/in-process/transport.ts';

@@ -1,6 +1,6 @@
 import { Connection } from 'rabbitmq-client';
 import { tokenVerifierFromConfig } from '../../platform/auth/access-token.ts';
-import { createAmqpDeadLetters } from '../../platform/events/amqp-dead-letters.ts';
+import { createAmqpDeadLetters } from '../../platform/events/amqp/dead-letters.ts';
 import { runMain } from '../../platform/main-entry.ts';
 import { ALL_CONSUMERS } from '../consumer-names.ts';
 import { createDeadLetterService } from '../dead-letters/dead-letter-service.ts';

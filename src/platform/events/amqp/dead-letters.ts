@@ -6,7 +6,7 @@ import {
   type ParkedMessage,
   type ParkedSelection,
   type ParkReason,
-} from './transport.ts';
+} from '../transport.ts';
 
 export const deadLetterQueueOf = (consumer: string) => `${consumer}.dlq`;
 export const retryQueueOf = (consumer: string, step: number) => `${consumer}.retry.${step}`;
@@ -16,25 +16,7 @@ export const retryQueueOf = (consumer: string, step: number) => `${consumer}.ret
  * a channel of its own; those not acknowledged go back when the channel closes, in order.
  */
 export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues {
-  /** Visits every message parked at the start; `take` acknowledges (removes) one. */
-  const scan = async (consumer: string, visit: (message: SyncMessage, take: () => void, channel: Channel) => Promise<void>) => {
-    const channel = await connection.acquire();
-    try {
-      await channel.confirmSelect();
-      const queue = deadLetterQueueOf(consumer);
-      const { messageCount } = await channel.queueDeclare({ queue, durable: true });
-      for (let index = 0; index < messageCount; index += 1) {
-        const message = await channel.basicGet({ queue });
-        if (!message) break;
-        await visit(message, () => channel.basicAck({ deliveryTag: message.deliveryTag }), channel);
-      }
-    } finally {
-      await channel.close();
-    }
-  };
-
-  const selected = (message: SyncMessage, selection: ParkedSelection) =>
-    'all' in selection || message.messageId === selection.id;
+  const scan = (consumer: string, visit: Visit) => scanDeadLetters(connection, consumer, visit);
 
   return {
     async count(consumer) {
@@ -80,6 +62,29 @@ export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues 
   };
 }
 
+type Visit = (message: SyncMessage, take: () => void, channel: Channel) => Promise<void>;
+
+/** Visits every message parked at the start; `take` acknowledges (removes) one. */
+async function scanDeadLetters(connection: Connection, consumer: string, visit: Visit): Promise<void> {
+  const channel = await connection.acquire();
+  try {
+    await channel.confirmSelect();
+    const queue = deadLetterQueueOf(consumer);
+    const { messageCount } = await channel.queueDeclare({ queue, durable: true });
+    for (let index = 0; index < messageCount; index += 1) {
+      const message = await channel.basicGet({ queue });
+      if (!message) break;
+      await visit(message, () => channel.basicAck({ deliveryTag: message.deliveryTag }), channel);
+    }
+  } finally {
+    await channel.close();
+  }
+}
+
+function selected(message: SyncMessage, selection: ParkedSelection): boolean {
+  return 'all' in selection || message.messageId === selection.id;
+}
+
 /** The id a parked message is known by: its event id, or one given when it was parked. */
 export function parkedMessageId(messageId: string | undefined): string {
   return messageId ?? randomUUID();
@@ -105,11 +110,12 @@ export function bodyBytes(body: unknown): Buffer {
 
 function toParkedMessage(consumer: string, message: SyncMessage): ParkedMessage {
   const headers = message.headers ?? {};
-  const body = Buffer.isBuffer(message.body) ? message.body.toString('utf8') : message.body;
+  const body: unknown = Buffer.isBuffer(message.body) ? message.body.toString('utf8') : message.body;
+  const eventType = (body as { event_type?: unknown } | null | undefined)?.event_type;
   return {
     id: message.messageId ?? '',
     consumer,
-    eventType: typeof (body as any)?.event_type === 'string' ? (body as any).event_type : null,
+    eventType: typeof eventType === 'string' ? eventType : null,
     attempts: Number(headers[HEADERS.attempt] ?? 1),
     // Only what the header says: a message parked by something else than a consumer (a
     // publish straight into the queue, a shovel) has no reason, and none is made up for it.
