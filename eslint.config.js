@@ -45,6 +45,7 @@ export default tseslint.config(
       'src/platform/events/in-process/**/*.ts',
       'src/platform/events/consumer/**/*.ts',
       'src/platform/events/amqp/**/*.ts',
+      'src/platform/events/outbox.ts',
       'src/platform/wakeable-loop.ts',
       'src/services/event-log/event-stream.ts',
     ],

@@ -86,6 +86,31 @@ export async function outboxBacklog(db: Queryable, schema: string): Promise<{ pe
   return { pending: rows[0].pending, oldestSeconds: rows[0].oldest };
 }
 
+/** An event collector for one change, and the parameters that store what it collected. */
+function collectEvents(context: EventContext) {
+  const added: EventEnvelope[] = [];
+  const events: PendingEvents = {
+    add<Type extends EventType>(eventType: Type, data: EventData<Type>, options?: { userId: number }) {
+      if (!isContractEventType(eventType)) throw new EventContractViolation(`${String(eventType)} is not an event type of the contract`);
+      const violation = contractViolation(eventType, data, 'publish');
+      if (violation) throw new EventContractViolation(violation);
+      const event = createEvent(eventType, data, options?.userId ?? context.userId) as ContractEvent<Type>;
+      added.push(event);
+      return event;
+    },
+  };
+  const insertParams = () => {
+    const headers = JSON.stringify(tracingHeaders(context));
+    return [
+      added.map((event) => event.event_id),
+      added.map((event) => event.event_type),
+      added.map((event) => JSON.stringify(event)),
+      added.map(() => headers),
+    ];
+  };
+  return { events, added, insertParams };
+}
+
 export function createOutbox(options: { db: Database; schema: string }): Outbox {
   const { db, schema } = options;
   const listeners: Array<() => void> = [];
@@ -94,31 +119,6 @@ export function createOutbox(options: { db: Database; schema: string }): Outbox 
     INSERT INTO ${schema}.outbox (event_id, event_type, body, headers)
     SELECT * FROM unnest($${first}::uuid[], $${first + 1}::text[], $${first + 2}::text[], $${first + 3}::jsonb[])`;
   const committed = () => listeners.forEach((listener) => listener());
-
-  /** An event collector, and the parameters that store what it collected. */
-  const collectEvents = (context: EventContext) => {
-    const added: EventEnvelope[] = [];
-    const events: PendingEvents = {
-      add<Type extends EventType>(eventType: Type, data: EventData<Type>, options?: { userId: number }) {
-        if (!isContractEventType(eventType)) throw new EventContractViolation(`${String(eventType)} is not an event type of the contract`);
-        const violation = contractViolation(eventType, data, 'publish');
-        if (violation) throw new EventContractViolation(violation);
-        const event = createEvent(eventType, data, options?.userId ?? context.userId) as ContractEvent<Type>;
-        added.push(event);
-        return event;
-      },
-    };
-    const insertParams = () => {
-      const headers = JSON.stringify(tracingHeaders(context));
-      return [
-        added.map((event) => event.event_id),
-        added.map((event) => event.event_type),
-        added.map((event) => JSON.stringify(event)),
-        added.map(() => headers),
-      ];
-    };
-    return { events, added, insertParams };
-  };
 
   /** Runs fn with an event collector, then stores what it added, in tx. */
   const recordEvents = async <T>(tx: Queryable, context: EventContext, fn: (tx: Queryable, events: PendingEvents) => Promise<T>) => {
