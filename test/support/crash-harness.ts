@@ -288,11 +288,8 @@ export function assertTotalQueue(verdict: TotalQueueVerdict, history: LoadHistor
 /** The pid of the local process whose TCP connection leaves from 127.0.0.1:`port` (ss, our own processes). */
 export async function processOfLocalPort(port: number): Promise<number | undefined> {
   const { execFile } = await import('node:child_process');
-  const output = await new Promise<string>((resolve, reject) =>
-    execFile('ss', ['-tnpH', 'state', 'established', 'sport', `= :${port}`], (error, stdout) =>
-      error ? reject(error) : resolve(stdout),
-    ),
-  );
+  const { promisify } = await import('node:util');
+  const { stdout: output } = await promisify(execFile)('ss', ['-tnpH', 'state', 'established', 'sport', `= :${port}`]);
   const pid = /pid=(\d+)/.exec(output)?.[1];
   return pid === undefined ? undefined : Number(pid);
 }
