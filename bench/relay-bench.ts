@@ -67,9 +67,14 @@ export async function createRelayBench(options: { databaseUrl: string; amqpUrl: 
       const started = performance.now();
       for (let start = 0; start < bodies.length; start += 500) {
         await Promise.all(
-          bodies.slice(start, start + 500).map((body) =>
-            publisher.send({ exchange: 'events', routingKey: ROUTING_KEY, durable: true, contentType: 'application/json' }, Buffer.from(body)),
-          ),
+          bodies
+            .slice(start, start + 500)
+            .map((body) =>
+              publisher.send(
+                { exchange: 'events', routingKey: ROUTING_KEY, durable: true, contentType: 'application/json' },
+                Buffer.from(body),
+              ),
+            ),
         );
       }
       const seconds = (performance.now() - started) / 1000;

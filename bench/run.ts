@@ -37,7 +37,12 @@ interface WriteRun {
   errors: number;
 }
 
-async function writeLoad(url: string, token: string | undefined, seconds: number, projectId: number): Promise<WriteRun> {
+async function writeLoad(
+  url: string,
+  token: string | undefined,
+  seconds: number,
+  projectId: number,
+): Promise<WriteRun> {
   const result = await autocannon({
     url: `${url}/v1/defects`,
     method: 'POST',
@@ -64,7 +69,11 @@ async function createDatabase(name: string): Promise<string> {
 
 /** The all-in-one system as `npm start` runs it, in its own process, with a signed-in user and a project. */
 async function startSystem(env: Record<string, string>) {
-  const system = await startProcess('src/main.ts', { LOG_LEVEL: 'info', DEMO_USER: 'bench:bench-password', ...env }, await freePort());
+  const system = await startProcess(
+    'src/main.ts',
+    { LOG_LEVEL: 'info', DEMO_USER: 'bench:bench-password', ...env },
+    await freePort(),
+  );
   const api = createApiClient(system.url);
   const token = await api.login('bench', 'bench-password');
   const project = await api.post('/v1/projects', { name: 'Бенчмарк' }, token);
@@ -81,7 +90,8 @@ async function waitUntilConsumersIdle(timeoutMs = 60_000) {
   try {
     for (;;) {
       let waiting = 0;
-      for (const queue of Object.values(CONSUMER_NAMES)) waiting += (await connection.queueDeclare({ queue, durable: true })).messageCount;
+      for (const queue of Object.values(CONSUMER_NAMES))
+        waiting += (await connection.queueDeclare({ queue, durable: true })).messageCount;
       if (waiting === 0 || Date.now() > deadline) return waiting;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
@@ -96,7 +106,11 @@ async function waitUntilConsumersIdle(timeoutMs = 60_000) {
  * second's quota as fast as it can at the start of the second: its "200 writes/s" were
  * bursts of 200 at full concurrency, and the latency measured those bursts.
  */
-async function pacedWrites(system: { process: ServiceProcess; token: string; projectId: number }, rate: number, seconds: number) {
+async function pacedWrites(
+  system: { process: ServiceProcess; token: string; projectId: number },
+  rate: number,
+  seconds: number,
+) {
   const pool = new Pool(system.process.url, { connections: 16 });
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${system.token}` };
   const body = JSON.stringify({ project_id: system.projectId, title: 'Задержка' });
@@ -150,7 +164,9 @@ async function measureLatency(system: { process: ServiceProcess; token: string; 
 
 async function main() {
   const started = Date.now();
-  log(`bench: ${quick ? 'quick' : 'full'} run on ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
+  log(
+    `bench: ${quick ? 'quick' : 'full'} run on ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+  );
   await deleteQueues(SERVICE_QUEUES);
   const databaseUrl = await createDatabase('dc_bench');
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-bench-'));
@@ -200,7 +216,12 @@ async function main() {
     await relayBench.close();
     const relayEps = median(relayRuns);
     const relayBaseline = median(relayBaselines);
-    results.relay = { eps: round(relayEps, 0), baseline_eps: round(relayBaseline, 0), ratio: round(relayEps / relayBaseline), events: PLAN.relayEvents };
+    results.relay = {
+      eps: round(relayEps, 0),
+      baseline_eps: round(relayBaseline, 0),
+      ratio: round(relayEps / relayBaseline),
+      events: PLAN.relayEvents,
+    };
   } finally {
     await baseline.stop();
     await system.process.stop();
@@ -212,16 +233,27 @@ async function main() {
   try {
     await writeLoad(embedded.process.url, embedded.token, 1, embedded.projectId);
     const runs: WriteRun[] = [];
-    for (let index = 0; index < PLAN.rounds; index += 1) runs.push(await writeLoad(embedded.process.url, embedded.token, PLAN.writeSeconds, embedded.projectId));
+    for (let index = 0; index < PLAN.rounds; index += 1)
+      runs.push(await writeLoad(embedded.process.url, embedded.token, PLAN.writeSeconds, embedded.projectId));
     const rps = median(runs.map((run) => run.rps));
-    results.embedded = { rps: round(rps, 0), ratio: round(rps / results.write.rps), p99_ms: median(runs.map((run) => run.p99)) };
+    results.embedded = {
+      rps: round(rps, 0),
+      ratio: round(rps / results.write.rps),
+      p99_ms: median(runs.map((run) => run.p99)),
+    };
   } finally {
     await embedded.process.stop();
     await fs.rm(embeddedDir, { recursive: true, force: true });
     await fs.rm(dataDir, { recursive: true, force: true });
   }
 
-  const report = { date: new Date().toISOString(), mode: quick ? 'quick' : 'full', seconds: Math.round((Date.now() - started) / 1000), cpus: os.cpus().length, ...results };
+  const report = {
+    date: new Date().toISOString(),
+    mode: quick ? 'quick' : 'full',
+    seconds: Math.round((Date.now() - started) / 1000),
+    cpus: os.cpus().length,
+    ...results,
+  };
   await fs.mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
   await fs.writeFile(path.join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   printTable(results);
@@ -230,15 +262,44 @@ async function main() {
 
 function printTable(results: Record<string, Record<string, number>>) {
   const rows: Array<[string, string, string, string]> = [
-    ['write', `${results.write.rps} req/s, p99 ${results.write.p99_ms} ms`, `${results.write.baseline_rps} req/s`, `ratio ${results.write.ratio} (target ≥ 0.5, p99 ≤ 50 ms)`],
-    ['relay', `${results.relay.eps} events/s`, `${results.relay.baseline_eps} msg/s`, `ratio ${results.relay.ratio} (target ≥ 0.8)`],
-    ['latency', `p50 ${results.latency.p50_ms} ms, p99 ${results.latency.p99_ms} ms`, '—', 'target p50 ≤ 5 ms, p99 ≤ 25 ms'],
-    ['memory', `idle ${results.memory.idle_mb} MB, loaded ${results.memory.loaded_mb} MB`, '—', 'target loaded ≤ 250 MB'],
-    ['embedded', `${results.embedded.rps} req/s, p99 ${results.embedded.p99_ms} ms`, `${results.write.rps} req/s (PostgreSQL)`, `ratio ${results.embedded.ratio}`],
+    [
+      'write',
+      `${results.write.rps} req/s, p99 ${results.write.p99_ms} ms`,
+      `${results.write.baseline_rps} req/s`,
+      `ratio ${results.write.ratio} (target ≥ 0.5, p99 ≤ 50 ms)`,
+    ],
+    [
+      'relay',
+      `${results.relay.eps} events/s`,
+      `${results.relay.baseline_eps} msg/s`,
+      `ratio ${results.relay.ratio} (target ≥ 0.8)`,
+    ],
+    [
+      'latency',
+      `p50 ${results.latency.p50_ms} ms, p99 ${results.latency.p99_ms} ms`,
+      '—',
+      'target p50 ≤ 5 ms, p99 ≤ 25 ms',
+    ],
+    [
+      'memory',
+      `idle ${results.memory.idle_mb} MB, loaded ${results.memory.loaded_mb} MB`,
+      '—',
+      'target loaded ≤ 250 MB',
+    ],
+    [
+      'embedded',
+      `${results.embedded.rps} req/s, p99 ${results.embedded.p99_ms} ms`,
+      `${results.write.rps} req/s (PostgreSQL)`,
+      `ratio ${results.embedded.ratio}`,
+    ],
   ];
-  const widths = [0, 1, 2, 3].map((column) => Math.max(...rows.map((row) => row[column].length), ['scenario', 'system', 'baseline', 'result'][column].length));
+  const widths = [0, 1, 2, 3].map((column) =>
+    Math.max(...rows.map((row) => row[column].length), ['scenario', 'system', 'baseline', 'result'][column].length),
+  );
   const line = (cells: string[]) => cells.map((cell, index) => cell.padEnd(widths[index])).join(' | ');
-  process.stdout.write(`${line(['scenario', 'system', 'baseline', 'result'])}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n`);
+  process.stdout.write(
+    `${line(['scenario', 'system', 'baseline', 'result'])}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}\n`,
+  );
   for (const row of rows) process.stdout.write(`${line(row)}\n`);
 }
 

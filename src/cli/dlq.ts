@@ -95,7 +95,14 @@ function printList(messages: ParkedMessage[]): void {
     return;
   }
   for (const message of messages) {
-    const line = [message.consumer, message.eventType ?? '-', message.id, `attempts=${message.attempts}`, message.reason ?? '-', message.error];
+    const line = [
+      message.consumer,
+      message.eventType ?? '-',
+      message.id,
+      `attempts=${message.attempts}`,
+      message.reason ?? '-',
+      message.error,
+    ];
     process.stdout.write(`${line.join('\t')}\n`);
   }
 }
@@ -107,7 +114,8 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`${error.message ? `${error.message}\n` : ''}${USAGE}\n`);
       process.exit(2);
     }
-    const message = error instanceof ConfigError || error instanceof DomainError ? error.message : `dlq: ${error.message}`;
+    const message =
+      error instanceof ConfigError || error instanceof DomainError ? error.message : `dlq: ${error.message}`;
     process.stderr.write(`${message}\n`);
     process.exit(1);
   },

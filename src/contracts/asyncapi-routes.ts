@@ -8,6 +8,10 @@ export async function asyncApiRoutes(app: HttpApp): Promise<void> {
   const yaml = stringify(document, { lineWidth: 0 });
   const json = JSON.stringify(document);
   const schema = { hide: true };
-  app.get('/asyncapi.yaml', { schema }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send(yaml));
-  app.get('/asyncapi.json', { schema }, async (_request, reply) => reply.type('application/json; charset=utf-8').send(json));
+  app.get('/asyncapi.yaml', { schema }, async (_request, reply) =>
+    reply.type('application/yaml; charset=utf-8').send(yaml),
+  );
+  app.get('/asyncapi.json', { schema }, async (_request, reply) =>
+    reply.type('application/json; charset=utf-8').send(json),
+  );
 }

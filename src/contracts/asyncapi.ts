@@ -15,7 +15,8 @@ import { EVENTS, EVENT_TYPES, type EventType } from './events.ts';
 const AMQP_BINDING_VERSION = '0.3.0';
 
 /** A TypeBox schema as plain JSON Schema (TypeBox's symbol keys dropped). */
-const plainSchema = (schema: unknown): Record<string, unknown> => JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+const plainSchema = (schema: unknown): Record<string, unknown> =>
+  JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
 
 function envelopeOf(eventType: EventType): Record<string, unknown> {
   const envelope = plainSchema(EventEnvelopeSchema);
@@ -40,7 +41,10 @@ const headers = {
 };
 
 const operationId = (eventType: EventType) =>
-  `publish${eventType.split(/[._]/).map((word) => word[0].toUpperCase() + word.slice(1)).join('')}`;
+  `publish${eventType
+    .split(/[._]/)
+    .map((word) => word[0].toUpperCase() + word.slice(1))
+    .join('')}`;
 
 export function buildAsyncApiDocument(version: string): Record<string, unknown> {
   const channels: Record<string, unknown> = {};
@@ -51,7 +55,7 @@ export function buildAsyncApiDocument(version: string): Record<string, unknown> 
     messages[eventType] = {
       name: eventType,
       title: eventType,
-      summary: `${definition.when}.${definition.seed ? '' : ' (An addition to the seed\'s events.)'}`,
+      summary: `${definition.when}.${definition.seed ? '' : " (An addition to the seed's events.)"}`,
       contentType: 'application/json',
       headers,
       payload: envelopeOf(eventType),
@@ -94,7 +98,7 @@ export function buildAsyncApiDocument(version: string): Record<string, unknown> 
         host: 'localhost:5672',
         protocol: 'amqp',
         protocolVersion: '0.9.1',
-        description: 'The deployment\'s RabbitMQ (AMQP_URL); one vhost per deployment.',
+        description: "The deployment's RabbitMQ (AMQP_URL); one vhost per deployment.",
       },
     },
     channels,

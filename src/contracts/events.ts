@@ -27,7 +27,10 @@ interface EventDefinition<Data extends TObject> {
   seed: boolean;
 }
 
-const event = <Data extends TObject>(definition: Omit<EventDefinition<Data>, 'data'>, data: Data): EventDefinition<Data> => ({
+const event = <Data extends TObject>(
+  definition: Omit<EventDefinition<Data>, 'data'>,
+  data: Data,
+): EventDefinition<Data> => ({
   ...definition,
   data,
 });
@@ -47,7 +50,14 @@ export const EVENTS = {
   ),
   'defect.created': event(
     { publishedBy: 'defects', when: 'a defect is created', seed: true },
-    Type.Object({ defect_id: Id, title: Type.String(), status: Status, priority: Priority, project_id: Id, reporter_id: Id }),
+    Type.Object({
+      defect_id: Id,
+      title: Type.String(),
+      status: Status,
+      priority: Priority,
+      project_id: Id,
+      reporter_id: Id,
+    }),
   ),
   'defect.updated': event(
     { publishedBy: 'defects', when: 'PUT/PATCH changed any field', seed: true },
@@ -67,7 +77,13 @@ export const EVENTS = {
       when: 'a user is created (registration, `DEMO_USER`, `ADMIN_USER`); envelope `user_id` = the new user',
       seed: false,
     },
-    Type.Object({ user_id: Id, username: Type.String(), email: Type.String(), full_name: Type.Union([Type.String(), Type.Null()]), role: Role }),
+    Type.Object({
+      user_id: Id,
+      username: Type.String(),
+      email: Type.String(),
+      full_name: Type.Union([Type.String(), Type.Null()]),
+      role: Role,
+    }),
   ),
   'user.role_changed': event(
     { publishedBy: 'auth', when: "an admin changed a user's role", seed: false },
@@ -120,10 +136,16 @@ export class EventContractViolation extends Error {
  * What is wrong with an event's `data` (naming the field), or undefined when it matches the
  * contract. A type the contract does not know is not checked: it is someone else's event.
  */
-export function contractViolation(eventType: string, data: unknown, direction: 'publish' | 'consume'): string | undefined {
+export function contractViolation(
+  eventType: string,
+  data: unknown,
+  direction: 'publish' | 'consume',
+): string | undefined {
   const checker = checkers.get(eventType)?.[direction];
   if (!checker) return undefined;
   if (checker.Check(data)) return undefined;
-  const problems = [...checker.Errors(data)].map((error) => `${error.path ? `data${error.path.replaceAll('/', '.')}` : 'data'} ${error.message}`);
+  const problems = [...checker.Errors(data)].map(
+    (error) => `${error.path ? `data${error.path.replaceAll('/', '.')}` : 'data'} ${error.message}`,
+  );
   return `${eventType}: ${[...new Set(problems)].join('; ') || 'data does not match the contract'}`;
 }

@@ -30,8 +30,16 @@ const ConfigSchema = Type.Object({
   ),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   MAIL_FROM: Type.String({ minLength: 3, default: 'Defect Control <noreply@defect-control.local>' }),
-  EVENTS_RETRY_DELAYS: Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*(,\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*)*$', default: '1s,5s,30s,2m,10m', description: 'comma-separated delays like 200ms,1s,2m' }),
-  EVENTS_CONFIRM_TIMEOUT: Type.String({ pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$', default: '30s', description: 'a delay like 30s or 500ms' }),
+  EVENTS_RETRY_DELAYS: Type.String({
+    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*(,\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*)*$',
+    default: '1s,5s,30s,2m,10m',
+    description: 'comma-separated delays like 200ms,1s,2m',
+  }),
+  EVENTS_CONFIRM_TIMEOUT: Type.String({
+    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
+    default: '30s',
+    description: 'a delay like 30s or 500ms',
+  }),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
@@ -63,7 +71,14 @@ export class ConfigError extends Error {
 const EMBEDDED_DEMO_USER = 'testuser:123456';
 
 /** Variables whose values may carry a password or a key. */
-const SECRET_VARIABLES = new Set(['DATABASE_URL', 'AMQP_URL', 'SMTP_URL', 'JWT_PRIVATE_KEY', 'DEMO_USER', 'ADMIN_USER']);
+const SECRET_VARIABLES = new Set([
+  'DATABASE_URL',
+  'AMQP_URL',
+  'SMTP_URL',
+  'JWT_PRIVATE_KEY',
+  'DEMO_USER',
+  'ADMIN_USER',
+]);
 
 /** Reads and validates the configuration; pure over the given environment. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -106,10 +121,16 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A delay of 0, or one a timer cannot hold, would make the relay or the retries spin. */
 function durationProblems(config: RawConfig): string[] {
-  const variables = { EVENTS_RETRY_DELAYS: config.EVENTS_RETRY_DELAYS, EVENTS_CONFIRM_TIMEOUT: config.EVENTS_CONFIRM_TIMEOUT };
+  const variables = {
+    EVENTS_RETRY_DELAYS: config.EVENTS_RETRY_DELAYS,
+    EVENTS_CONFIRM_TIMEOUT: config.EVENTS_CONFIRM_TIMEOUT,
+  };
   return Object.entries(variables)
     .filter(([, given]) => parseDelays(given).some((delayMs) => !(delayMs >= 1 && delayMs <= MAX_TIMER_MS)))
-    .map(([variable, given]) => `${variable}=${JSON.stringify(given)}: each delay must be at least 1ms and at most 24 days`);
+    .map(
+      ([variable, given]) =>
+        `${variable}=${JSON.stringify(given)}: each delay must be at least 1ms and at most 24 days`,
+    );
 }
 
 /** Only declared variables, with empty strings treated as unset (as shells often pass them). */

@@ -3,7 +3,10 @@ import { createLogger, type Logger } from './logger.ts';
 import { closeOnSignals } from './service-host.ts';
 
 /** The shared start of every `main`: config, logger, graceful shutdown, clear failure. */
-export function runMain(name: string, start: (config: Config, log: Logger) => Promise<{ close(): Promise<void> }>): void {
+export function runMain(
+  name: string,
+  start: (config: Config, log: Logger) => Promise<{ close(): Promise<void> }>,
+): void {
   let config: Config;
   try {
     config = loadConfig();

@@ -58,7 +58,11 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   // shared pool was most of the time from commit to broker under load. Each relay holds one
   // while it publishes; one more serves their status checks.
   const relayDb = config.DATABASE_URL
-    ? await connectDatabase({ databaseUrl: config.DATABASE_URL, poolSize: publishers.length + 1, dataDir: config.DATA_DIR })
+    ? await connectDatabase({
+        databaseUrl: config.DATABASE_URL,
+        poolSize: publishers.length + 1,
+        dataDir: config.DATA_DIR,
+      })
     : db;
   const relays = publishers.map((module) =>
     createOutboxRelay({
@@ -78,9 +82,19 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     title: `Defect Control — ${options.name}`,
     verifyToken: options.verifyToken,
     readiness: [
-      { name: 'database', check: () => db.query('SELECT 1').then(() => ({ ok: true, detail: db.kind === 'embedded' ? 'embedded PGlite' : 'PostgreSQL' }), (error: Error) => ({ ok: false, detail: error.message })) },
+      {
+        name: 'database',
+        check: () =>
+          db.query('SELECT 1').then(
+            () => ({ ok: true, detail: db.kind === 'embedded' ? 'embedded PGlite' : 'PostgreSQL' }),
+            (error: Error) => ({ ok: false, detail: error.message }),
+          ),
+      },
       { name: 'broker', check: () => transport.status() },
-      ...relays.map((relay, index) => ({ name: `outbox-relay:${publishers[index].name}`, check: () => relay.status() })),
+      ...relays.map((relay, index) => ({
+        name: `outbox-relay:${publishers[index].name}`,
+        check: () => relay.status(),
+      })),
     ],
   });
   for (const module of modules) await app.register((scope) => module.routes(scope));
@@ -136,8 +150,8 @@ const DEFAULT_POOL_SIZE = 10;
 
 /** Bounded: with the broker down the service still starts; its queues come with the connection. */
 async function waitUntilReady(subscriptions: Subscription[], log: Logger): Promise<void> {
-  await withTimeout(Promise.all(subscriptions.map((subscription) => subscription.ready)), QUEUE_SETUP_WAIT_MS).catch(() =>
-    log.warn('consumer queues are not declared yet (broker unreachable?); starting anyway'),
+  await withTimeout(Promise.all(subscriptions.map((subscription) => subscription.ready)), QUEUE_SETUP_WAIT_MS).catch(
+    () => log.warn('consumer queues are not declared yet (broker unreachable?); starting anyway'),
   );
 }
 

@@ -17,7 +17,8 @@ function assertProblem(response: ApiResponse, status: number, ...mentions: Array
   assert.equal(typeof response.body.detail, 'string', context);
   assert.notEqual(response.body.detail.trim(), '', context);
   for (const mention of mentions) {
-    if (typeof mention === 'string') assert.ok(response.body.detail.includes(mention), `detail should name ${mention}: ${context}`);
+    if (typeof mention === 'string')
+      assert.ok(response.body.detail.includes(mention), `detail should name ${mention}: ${context}`);
     else assert.match(response.body.detail, mention, context);
   }
 }
@@ -32,7 +33,12 @@ async function eventsStored(system: TestSystem): Promise<number> {
   );
   assert.ok(tables.length >= 3, `outboxes: ${tables.map((table) => table.schema).join(', ')}`);
   const { rows } = await system.host.db.query<{ stored: number }>(
-    tables.map((table) => `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS stored FROM "${table.schema}".outbox_id_seq`).join(' UNION ALL '),
+    tables
+      .map(
+        (table) =>
+          `SELECT CASE WHEN is_called THEN last_value ELSE 0 END::int AS stored FROM "${table.schema}".outbox_id_seq`,
+      )
+      .join(' UNION ALL '),
   );
   return rows.reduce((sum, row) => sum + row.stored, 0);
 }
@@ -93,7 +99,11 @@ for (const mode of MODES) {
       owner = await api.createUser('engineer');
       stranger = await api.createUser('engineer');
       project = (await api.post('/v1/projects', { name: 'Корпус 1', description: 'Монолит' }, owner.token)).body;
-      const created = await api.post('/v1/defects', { project_id: project.id, title: 'Трещина в плите', priority: 'Высокий' }, owner.token);
+      const created = await api.post(
+        '/v1/defects',
+        { project_id: project.id, title: 'Трещина в плите', priority: 'Высокий' },
+        owner.token,
+      );
       assert.equal(created.status, 201, JSON.stringify(created.body));
       defect = created.body;
 
@@ -105,8 +115,14 @@ for (const mode of MODES) {
       await waitForEmptyOutboxes(system.host.db);
       await queue?.drain();
       baseline.outbox = await eventsStored(system);
-      await eventually(async () => {
-        const { rows } = await system.host.db.query<{ recorded: number; notified: number; directory: number; projects: number }>(`
+      await eventually(
+        async () => {
+          const { rows } = await system.host.db.query<{
+            recorded: number;
+            notified: number;
+            directory: number;
+            projects: number;
+          }>(`
           SELECT count(*)::int AS recorded,
                  count(n.event_id)::int AS notified,
                  count(d.event_id)::int AS directory,
@@ -114,11 +130,22 @@ for (const mode of MODES) {
           FROM event_log.events e
           LEFT JOIN notifications.inbox n ON n.event_id = e.event_id
           LEFT JOIN defects.inbox d ON d.event_id = e.event_id`);
-        const [handled] = rows;
-        return handled.recorded === baseline.outbox && handled.notified === handled.recorded && handled.directory === handled.projects;
-      }, 10_000, 'the setup events recorded by the event log and handled by notifications and defects');
+          const [handled] = rows;
+          return (
+            handled.recorded === baseline.outbox &&
+            handled.notified === handled.recorded &&
+            handled.directory === handled.projects
+          );
+        },
+        10_000,
+        'the setup events recorded by the event log and handled by notifications and defects',
+      );
       if (queue) {
-        await eventually(async () => (await publishedHere()) === baseline.outbox, 10_000, 'the setup events on the broker');
+        await eventually(
+          async () => (await publishedHere()) === baseline.outbox,
+          10_000,
+          'the setup events on the broker',
+        );
         baseline.published = await publishedHere();
         baseline.received = queue.messages.length;
       }
@@ -169,7 +196,11 @@ for (const mode of MODES) {
       });
 
       it('when a PUT omits the status, then 422 naming status as required', async () => {
-        const response = await api.put(`/v1/defects/${defect.id}`, { title: 'Другое', priority: 'Низкий' }, owner.token);
+        const response = await api.put(
+          `/v1/defects/${defect.id}`,
+          { title: 'Другое', priority: 'Низкий' },
+          owner.token,
+        );
         refused('PUT without status', response, 422, 'status', /required/);
       });
 
@@ -181,7 +212,11 @@ for (const mode of MODES) {
 
     describe('unknown fields', () => {
       it('when a defect carries an unknown field, then 422 naming that field', async () => {
-        const response = await api.post('/v1/defects', { project_id: project.id, title: 'Скол', severity: 'high' }, owner.token);
+        const response = await api.post(
+          '/v1/defects',
+          { project_id: project.id, title: 'Скол', severity: 'high' },
+          owner.token,
+        );
         refused('unknown defect field', response, 422, 'severity');
       });
 
@@ -201,7 +236,10 @@ for (const mode of MODES) {
     });
 
     describe('blank and oversized text', () => {
-      for (const [label, title] of [['empty', ''], ['whitespace-only', ' \t\n ']]) {
+      for (const [label, title] of [
+        ['empty', ''],
+        ['whitespace-only', ' \t\n '],
+      ]) {
         it(`when the title is ${label}, then 422 naming title`, async () => {
           const response = await api.post('/v1/defects', { project_id: project.id, title }, owner.token);
           refused(`${label} title`, response, 422, 'title');
@@ -224,7 +262,11 @@ for (const mode of MODES) {
       });
 
       it('when the description has 10001 characters, then 422 naming description and the limit of 10000', async () => {
-        const response = await api.post('/v1/defects', { project_id: project.id, title: 'Скол', description: 'д'.repeat(10_001) }, owner.token);
+        const response = await api.post(
+          '/v1/defects',
+          { project_id: project.id, title: 'Скол', description: 'д'.repeat(10_001) },
+          owner.token,
+        );
         refused('long description', response, 422, 'description', '10000');
       });
 
@@ -237,12 +279,18 @@ for (const mode of MODES) {
       for (const [label, send] of [
         ['a defect title', () => api.post('/v1/defects', { project_id: project.id, title: 'Скол\u0000' }, owner.token)],
         ['a project name', () => api.post('/v1/projects', { name: 'Корпус\u00002' }, owner.token)],
-        ['a username at sign-in', () => api.request('POST', '/v1/auth/token', { form: { username: 'admin\u0000', password: 'x' } })],
+        [
+          'a username at sign-in',
+          () => api.request('POST', '/v1/auth/token', { form: { username: 'admin\u0000', password: 'x' } }),
+        ],
       ] as Array<[string, () => Promise<ApiResponse>]>) {
         it(`when ${label} contains a NUL character, then a 4xx problem, not a 500`, async () => {
           const response = await send();
           answers.push({ label: `NUL in ${label}`, status: response.status });
-          assert.ok(response.status >= 400 && response.status < 500, `${response.status} ${JSON.stringify(response.body)}`);
+          assert.ok(
+            response.status >= 400 && response.status < 500,
+            `${response.status} ${JSON.stringify(response.body)}`,
+          );
           assertProblem(response, response.status);
         });
       }
@@ -255,7 +303,11 @@ for (const mode of MODES) {
       });
 
       it('when the priority is unknown, then 422 naming priority', async () => {
-        const response = await api.post('/v1/defects', { project_id: project.id, title: 'Скол', priority: 'Срочный' }, owner.token);
+        const response = await api.post(
+          '/v1/defects',
+          { project_id: project.id, title: 'Скол', priority: 'Срочный' },
+          owner.token,
+        );
         refused('unknown priority', response, 422, 'priority');
       });
 
@@ -273,13 +325,21 @@ for (const mode of MODES) {
       });
 
       it('when a PUT asks for a forbidden transition, then 409 as well', async () => {
-        const response = await api.put(`/v1/defects/${defect.id}`, { title: defect.title, status: 'Решена', priority: 'Высокий' }, owner.token);
+        const response = await api.put(
+          `/v1/defects/${defect.id}`,
+          { title: defect.title, status: 'Решена', priority: 'Высокий' },
+          owner.token,
+        );
         refused('PUT Новая → Решена', response, 409, '«Решена»');
         assert.deepEqual(response.body.allowed_next, ['В работе', 'Отменена']);
       });
 
       it('when a new defect is reported as «В работе», then 422 saying a defect starts as «Новая»', async () => {
-        const response = await api.post('/v1/defects', { project_id: project.id, title: 'Скол', status: 'В работе' }, owner.token);
+        const response = await api.post(
+          '/v1/defects',
+          { project_id: project.id, title: 'Скол', status: 'В работе' },
+          owner.token,
+        );
         refused('initial status', response, 422, '«Новая»', '«В работе»');
       });
 
@@ -298,7 +358,12 @@ for (const mode of MODES) {
       it('when the token is garbage, then 401', async () => {
         refused('garbage token', await api.get('/v1/projects', 'not-a-token'), 401, /token/i);
         refused('three-part garbage token', await api.get('/v1/projects', 'a.b.c'), 401, /token/i);
-        refused('non-bearer scheme', await api.request('GET', '/v1/users/me', { headers: { authorization: `Basic ${owner.token}` } }), 401, /Bearer/);
+        refused(
+          'non-bearer scheme',
+          await api.request('GET', '/v1/users/me', { headers: { authorization: `Basic ${owner.token}` } }),
+          401,
+          /Bearer/,
+        );
       });
 
       it('when the token payload was edited (role → admin), then 401', async () => {
@@ -316,9 +381,13 @@ for (const mode of MODES) {
       });
 
       it('when the password is wrong, then 401 on /v1/auth/token', async () => {
-        const wrong = await api.request('POST', '/v1/auth/token', { form: { username: owner.username, password: 'wrong-password' } });
+        const wrong = await api.request('POST', '/v1/auth/token', {
+          form: { username: owner.username, password: 'wrong-password' },
+        });
         refused('wrong password', wrong, 401, /username or password/);
-        const unknown = await api.request('POST', '/v1/auth/token', { form: { username: 'nobody-here', password: 'whatever' } });
+        const unknown = await api.request('POST', '/v1/auth/token', {
+          form: { username: 'nobody-here', password: 'whatever' },
+        });
         refused('unknown user', unknown, 401, /username or password/);
       });
     });
@@ -336,11 +405,28 @@ for (const mode of MODES) {
       });
 
       it('when a PATCH body is {}, then 422', async () => {
-        refused('PATCH defect {}', await api.patch(`/v1/defects/${defect.id}`, {}, owner.token), 422, 'body', /propert/);
-        refused('PATCH project {}', await api.patch(`/v1/projects/${project.id}`, {}, owner.token), 422, 'body', /propert/);
+        refused(
+          'PATCH defect {}',
+          await api.patch(`/v1/defects/${defect.id}`, {}, owner.token),
+          422,
+          'body',
+          /propert/,
+        );
+        refused(
+          'PATCH project {}',
+          await api.patch(`/v1/projects/${project.id}`, {}, owner.token),
+          422,
+          'body',
+          /propert/,
+        );
       });
 
-      for (const [query, field] of [['limit=0', 'limit'], ['limit=1000', 'limit'], ['offset=-1', 'offset'], ['limit=ten', 'limit']]) {
+      for (const [query, field] of [
+        ['limit=0', 'limit'],
+        ['limit=1000', 'limit'],
+        ['offset=-1', 'offset'],
+        ['limit=ten', 'limit'],
+      ]) {
         it(`when the list query has ${query}, then 422 naming ${field}`, async () => {
           refused(`defects ?${query}`, await api.get(`/v1/defects?${query}`, owner.token), 422, field);
           refused(`projects ?${query}`, await api.get(`/v1/projects?${query}`, owner.token), 422, field);
@@ -353,28 +439,50 @@ for (const mode of MODES) {
       });
 
       it('when a defect filter has an unknown status, then 422 naming status', async () => {
-        refused('defects ?status', await api.get(`/v1/defects?status=${encodeURIComponent('Потеряна')}`, owner.token), 422, 'status');
+        refused(
+          'defects ?status',
+          await api.get(`/v1/defects?status=${encodeURIComponent('Потеряна')}`, owner.token),
+          422,
+          'status',
+        );
       });
     });
 
     describe('registration', () => {
       it('when the username is taken, then 409 naming it', async () => {
-        const response = await api.post('/v1/auth/register', { username: owner.username, password: 'password-456', email: 'dup@example.com' });
+        const response = await api.post('/v1/auth/register', {
+          username: owner.username,
+          password: 'password-456',
+          email: 'dup@example.com',
+        });
         refused('duplicate username', response, 409, owner.username);
       });
 
       it('when the email is not an email, then 422 naming email', async () => {
-        const response = await api.post('/v1/auth/register', { username: 'bad_email_user', password: 'password-456', email: 'not-an-email' });
+        const response = await api.post('/v1/auth/register', {
+          username: 'bad_email_user',
+          password: 'password-456',
+          email: 'not-an-email',
+        });
         refused('bad email', response, 422, 'email');
       });
 
       it('when the password is too short, then 422 naming password', async () => {
-        const response = await api.post('/v1/auth/register', { username: 'short_pw_user', password: '12345', email: 'short@example.com' });
+        const response = await api.post('/v1/auth/register', {
+          username: 'short_pw_user',
+          password: '12345',
+          email: 'short@example.com',
+        });
         refused('short password', response, 422, 'password', '6');
       });
 
       it('when a registration tries to choose its role, then 422 naming role', async () => {
-        const response = await api.post('/v1/auth/register', { username: 'wants_admin', password: 'password-456', email: 'w@example.com', role: 'admin' });
+        const response = await api.post('/v1/auth/register', {
+          username: 'wants_admin',
+          password: 'password-456',
+          email: 'w@example.com',
+          role: 'admin',
+        });
         refused('register with role', response, 422, 'role');
       });
     });
@@ -382,8 +490,19 @@ for (const mode of MODES) {
     describe("someone else's project", () => {
       it('when another engineer PUTs, PATCHes or DELETEs the project, then 403 naming the project', async () => {
         const path = `/v1/projects/${project.id}`;
-        refused('stranger PUT', await api.put(path, { name: 'Захвачен' }, stranger.token), 403, String(project.id), /owner/);
-        refused('stranger PATCH', await api.patch(path, { description: null }, stranger.token), 403, String(project.id));
+        refused(
+          'stranger PUT',
+          await api.put(path, { name: 'Захвачен' }, stranger.token),
+          403,
+          String(project.id),
+          /owner/,
+        );
+        refused(
+          'stranger PATCH',
+          await api.patch(path, { description: null }, stranger.token),
+          403,
+          String(project.id),
+        );
         refused('stranger DELETE', await api.delete(path, stranger.token), 403, String(project.id));
       });
     });
@@ -391,7 +510,10 @@ for (const mode of MODES) {
     describe('afterwards', () => {
       it('none of the bad requests was answered with a 5xx', () => {
         assert.ok(answers.length > 40, `only ${answers.length} answers recorded`);
-        assert.deepEqual(answers.filter((answer) => answer.status >= 500), []);
+        assert.deepEqual(
+          answers.filter((answer) => answer.status >= 500),
+          [],
+        );
       });
 
       it('the project, the defect and the list totals are as they were', async () => {
@@ -412,7 +534,11 @@ for (const mode of MODES) {
           assert.equal(await publishedHere(), baseline.published);
           // publishedHere counts only what the event log recorded, which may lag: nothing at all
           // may have arrived (the test vhost is the tests' own, and files run one at a time).
-          assert.deepEqual(queue!.messages.slice(baseline.received).map((message) => message.routingKey), [], 'no message since the baseline');
+          assert.deepEqual(
+            queue!.messages.slice(baseline.received).map((message) => message.routingKey),
+            [],
+            'no message since the baseline',
+          );
           assert.equal(baseline.published, baseline.outbox, 'the setup events themselves were all seen');
         });
       }

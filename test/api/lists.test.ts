@@ -15,7 +15,8 @@ function assertStatus(response: ApiResponse, status: number) {
 }
 
 function assertAscending(values: number[]) {
-  for (let i = 1; i < values.length; i += 1) assert.ok(values[i - 1] < values[i], `not ordered by id: ${values.join(', ')}`);
+  for (let i = 1; i < values.length; i += 1)
+    assert.ok(values[i - 1] < values[i], `not ordered by id: ${values.join(', ')}`);
 }
 
 for (const mode of MODES) {
@@ -40,7 +41,8 @@ for (const mode of MODES) {
       return response.body;
     };
     const moveTo = async (defectId: number, ...statuses: string[]) => {
-      for (const status of statuses) assertStatus(await api.patch(`/v1/defects/${defectId}`, { status }, user.token), 200);
+      for (const status of statuses)
+        assertStatus(await api.patch(`/v1/defects/${defectId}`, { status }, user.token), 200);
     };
 
     before(async () => {
@@ -69,17 +71,26 @@ for (const mode of MODES) {
           assertAscending(all);
 
           const first = await get(base.slice(0, -1));
-          assert.deepEqual({ ...first.body, items: ids(first) }, { items: all.slice(0, 50), total: all.length, limit: 50, offset: 0 });
+          assert.deepEqual(
+            { ...first.body, items: ids(first) },
+            { items: all.slice(0, 50), total: all.length, limit: 50, offset: 0 },
+          );
 
           const middle = await get(`${base}limit=10&offset=20`);
-          assert.deepEqual({ ...middle.body, items: ids(middle) }, { items: all.slice(20, 30), total: all.length, limit: 10, offset: 20 });
+          assert.deepEqual(
+            { ...middle.body, items: ids(middle) },
+            { items: all.slice(20, 30), total: all.length, limit: 10, offset: 20 },
+          );
 
           const tail = await get(`${base}offset=50`);
           assert.deepEqual(ids(tail), all.slice(50));
           assert.equal(tail.body.total, all.length);
 
           const beyond = await get(`${base}limit=5&offset=${all.length + 10}`);
-          assert.deepEqual({ ...beyond.body, items: ids(beyond) }, { items: [], total: all.length, limit: 5, offset: all.length + 10 });
+          assert.deepEqual(
+            { ...beyond.body, items: ids(beyond) },
+            { items: [], total: all.length, limit: 5, offset: all.length + 10 },
+          );
         });
       }
 
@@ -97,7 +108,10 @@ for (const mode of MODES) {
         const other = await api.createUser('engineer');
         const theirs = [await createProject('Чужой 1', null, other), await createProject('Чужой 2', null, other)];
         const page = await get(`/v1/projects?owner_id=${other.id}`);
-        assert.deepEqual(ids(page), theirs.map((project) => project.id));
+        assert.deepEqual(
+          ids(page),
+          theirs.map((project) => project.id),
+        );
         assert.equal(page.body.total, 2);
       });
     });
@@ -138,7 +152,10 @@ for (const mode of MODES) {
 
       it('by status, and every defect listed has that status', async () => {
         const page = await get(`/v1/defects?status=${encodeURIComponent('В работе')}&limit=200`);
-        assert.ok(page.body.items.every((item: any) => item.status === 'В работе'), JSON.stringify(page.body.items));
+        assert.ok(
+          page.body.items.every((item: any) => item.status === 'В работе'),
+          JSON.stringify(page.body.items),
+        );
         assert.deepEqual(ids(page), [d.workLowA2.id, d.workHighA2.id]);
         await expectIds(`status=${encodeURIComponent('Отменена')}`, [d.cancelledCritical.id]);
       });
@@ -161,7 +178,10 @@ for (const mode of MODES) {
         await expectIds(`project_id=${p1.id}&priority=${high}&assignee_id=${a2.id}`, [d.workHighA2.id]);
         await expectIds(`assignee_id=${a1.id}&project_id=${p2.id}`, [d.newHighA1InP2.id]);
         await expectIds(`project_id=${p2.id}&status=${inWork}`, []);
-        await expectIds(`priority=${encodeURIComponent('Критический')}&status=${encodeURIComponent('Отменена')}&project_id=${p2.id}`, [d.cancelledCritical.id]);
+        await expectIds(
+          `priority=${encodeURIComponent('Критический')}&status=${encodeURIComponent('Отменена')}&project_id=${p2.id}`,
+          [d.cancelledCritical.id],
+        );
       });
 
       it('filters combine with pages: the total counts every match, not the page', async () => {
@@ -195,7 +215,15 @@ for (const mode of MODES) {
         assert.match(response.headers.get('content-type') ?? '', /json/);
         assert.match(response.body.openapi, /^3\./);
         const paths = response.body.paths as Record<string, Record<string, unknown>>;
-        for (const path of ['/v1/auth/token', '/v1/auth/register', '/v1/users/me', '/v1/projects', '/v1/projects/{id}', '/v1/defects', '/v1/defects/{id}']) {
+        for (const path of [
+          '/v1/auth/token',
+          '/v1/auth/register',
+          '/v1/users/me',
+          '/v1/projects',
+          '/v1/projects/{id}',
+          '/v1/defects',
+          '/v1/defects/{id}',
+        ]) {
           assert.ok(paths[path], `${path} missing from ${Object.keys(paths).join(', ')}`);
         }
         assert.deepEqual(Object.keys(paths['/v1/defects/{id}']).sort(), ['delete', 'get', 'patch', 'put']);
@@ -211,10 +239,16 @@ for (const mode of MODES) {
       });
 
       it('x-request-id is echoed when sent, in the header and in an error body', async () => {
-        const ok = await api.request('GET', '/v1/projects', { token: user.token, headers: { 'x-request-id': 'lists-test.42' } });
+        const ok = await api.request('GET', '/v1/projects', {
+          token: user.token,
+          headers: { 'x-request-id': 'lists-test.42' },
+        });
         assertStatus(ok, 200);
         assert.equal(ok.headers.get('x-request-id'), 'lists-test.42');
-        const failed = await api.request('GET', '/v1/defects/999999', { token: user.token, headers: { 'x-request-id': 'lists-test:404' } });
+        const failed = await api.request('GET', '/v1/defects/999999', {
+          token: user.token,
+          headers: { 'x-request-id': 'lists-test:404' },
+        });
         assertStatus(failed, 404);
         assert.equal(failed.headers.get('x-request-id'), 'lists-test:404');
         assert.equal(failed.body.request_id, 'lists-test:404');
@@ -230,7 +264,10 @@ for (const mode of MODES) {
 
       it('an unusable x-request-id (spaces, symbols, over 128 characters) is replaced by a generated one', async () => {
         for (const unusable of ['has spaces & symbols <>', 'x'.repeat(129)]) {
-          const response = await api.request('GET', '/v1/projects', { token: user.token, headers: { 'x-request-id': unusable } });
+          const response = await api.request('GET', '/v1/projects', {
+            token: user.token,
+            headers: { 'x-request-id': unusable },
+          });
           assertStatus(response, 200);
           assert.match(response.headers.get('x-request-id') ?? '', UUID, `sent ${unusable.slice(0, 30)}`);
         }
@@ -250,12 +287,21 @@ for (const mode of MODES) {
 
       it('a PUT with identical data returns 200 and the data, unchanged', async () => {
         const project = await createProject('Как есть', 'Описание');
-        const samePut = await api.put(`/v1/projects/${project.id}`, { name: project.name, description: project.description }, user.token);
+        const samePut = await api.put(
+          `/v1/projects/${project.id}`,
+          { name: project.name, description: project.description },
+          user.token,
+        );
         assertStatus(samePut, 200);
         assert.deepEqual(samePut.body, project);
 
         const defect = await reportDefect(project.id, { description: 'Подробно', priority: 'Высокий' });
-        const fields = { title: defect.title, description: defect.description, status: defect.status, priority: defect.priority };
+        const fields = {
+          title: defect.title,
+          description: defect.description,
+          status: defect.status,
+          priority: defect.priority,
+        };
         const response = await api.put(`/v1/defects/${defect.id}`, fields, user.token);
         assertStatus(response, 200);
         assert.deepEqual(response.body, defect);
@@ -264,9 +310,16 @@ for (const mode of MODES) {
 
       it('a PUT replaces the fields it is given', async () => {
         const project = await createProject('Заменить', 'Старое');
-        const replaced = await api.put(`/v1/projects/${project.id}`, { name: 'Заменён', description: 'Новое' }, user.token);
+        const replaced = await api.put(
+          `/v1/projects/${project.id}`,
+          { name: 'Заменён', description: 'Новое' },
+          user.token,
+        );
         assertStatus(replaced, 200);
-        assert.deepEqual([replaced.body.name, replaced.body.description, replaced.body.owner_id], ['Заменён', 'Новое', project.owner_id]);
+        assert.deepEqual(
+          [replaced.body.name, replaced.body.description, replaced.body.owner_id],
+          ['Заменён', 'Новое', project.owner_id],
+        );
         assert.deepEqual((await get(`/v1/projects/${project.id}`)).body, replaced.body);
       });
 
@@ -274,10 +327,14 @@ for (const mode of MODES) {
         const assignee = await api.createUser('engineer');
         const project = await createProject('Частично', 'Не трогать');
         const defect = await reportDefect(project.id, {
-          description: 'Исходное', priority: 'Средний', assignee_id: assignee.id, due_date: '2030-05-17',
+          description: 'Исходное',
+          priority: 'Средний',
+          assignee_id: assignee.id,
+          due_date: '2030-05-17',
         });
         const unchanged = (body: any, ...changed: string[]) => {
-          const keep = (record: any) => Object.fromEntries(Object.entries(record).filter(([key]) => ![...changed, 'updated_at'].includes(key)));
+          const keep = (record: any) =>
+            Object.fromEntries(Object.entries(record).filter(([key]) => ![...changed, 'updated_at'].includes(key)));
           assert.deepEqual(keep(body), keep(defect));
         };
 

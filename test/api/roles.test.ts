@@ -35,7 +35,11 @@ describe('roles and permissions (postgres)', () => {
   };
 
   const reportDefect = async (user: TestUser, projectId: number, fields: Record<string, unknown> = {}) => {
-    const response = await api.post('/v1/defects', { project_id: projectId, title: 'Протечка кровли', priority: 'Высокий', ...fields }, user.token);
+    const response = await api.post(
+      '/v1/defects',
+      { project_id: projectId, title: 'Протечка кровли', priority: 'Высокий', ...fields },
+      user.token,
+    );
     assertStatus(response, 201);
     return response.body;
   };
@@ -75,7 +79,11 @@ describe('roles and permissions (postgres)', () => {
 
   describe('accounts', () => {
     it('a newly registered user is an engineer, in the response, at /v1/users/me and in the token', async () => {
-      const registered = await api.post('/v1/auth/register', { username: 'fresh_engineer', password: 'password-123', email: 'fresh@example.com' });
+      const registered = await api.post('/v1/auth/register', {
+        username: 'fresh_engineer',
+        password: 'password-123',
+        email: 'fresh@example.com',
+      });
       assertStatus(registered, 201);
       assert.equal(registered.body.role, 'engineer');
       const token = await api.login('fresh_engineer', 'password-123');
@@ -91,7 +99,10 @@ describe('roles and permissions (postgres)', () => {
       for (const user of [admin, manager, owner, observer]) {
         const me = await api.get('/v1/users/me', user.token);
         assertStatus(me, 200);
-        assert.deepEqual({ id: me.body.id, username: me.body.username, role: me.body.role }, { id: user.id, username: user.username, role: user.role });
+        assert.deepEqual(
+          { id: me.body.id, username: me.body.username, role: me.body.role },
+          { id: user.id, username: user.username, role: user.role },
+        );
         assert.equal(me.body.password_hash, undefined);
       }
     });
@@ -140,12 +151,22 @@ describe('roles and permissions (postgres)', () => {
 
     it('an observer reads the lists and the items', async () => {
       const { project, defect } = await ownedDefect();
-      for (const path of ['/v1/projects', `/v1/projects/${project.id}`, '/v1/defects', `/v1/defects/${defect.id}`, '/v1/users', `/v1/users/${owner.id}`]) {
+      for (const path of [
+        '/v1/projects',
+        `/v1/projects/${project.id}`,
+        '/v1/defects',
+        `/v1/defects/${defect.id}`,
+        '/v1/users',
+        `/v1/users/${owner.id}`,
+      ]) {
         assertStatus(await api.get(path, observer.token), 200);
       }
       assert.deepEqual((await api.get(`/v1/defects/${defect.id}`, observer.token)).body, defect);
       const list = await api.get(`/v1/defects?project_id=${project.id}`, observer.token);
-      assert.deepEqual(list.body.items.map((item: any) => item.id), [defect.id]);
+      assert.deepEqual(
+        list.body.items.map((item: any) => item.id),
+        [defect.id],
+      );
     });
 
     it('when an observer who is the assignee changes the defect, then 403: observers only read', async () => {
@@ -190,7 +211,11 @@ describe('roles and permissions (postgres)', () => {
 
     it('the owner PUTs and PATCHes the project', async () => {
       const project = await createProject(owner);
-      const put = await api.put(`/v1/projects/${project.id}`, { name: 'Новое имя', description: 'Новое описание' }, owner.token);
+      const put = await api.put(
+        `/v1/projects/${project.id}`,
+        { name: 'Новое имя', description: 'Новое описание' },
+        owner.token,
+      );
       assertStatus(put, 200);
       assert.equal(put.body.name, 'Новое имя');
       const patched = await api.patch(`/v1/projects/${project.id}`, { description: null }, owner.token);
@@ -221,7 +246,9 @@ describe('roles and permissions (postgres)', () => {
       const { defect } = await ownedDefect();
       const path = `/v1/defects/${defect.id}`;
       for (const user of [outsider, manager]) {
-        assertForbidden(await api.put(path, { title: 'Чужая правка', status: 'В работе', priority: 'Низкий' }, user.token));
+        assertForbidden(
+          await api.put(path, { title: 'Чужая правка', status: 'В работе', priority: 'Низкий' }, user.token),
+        );
         assertForbidden(await api.patch(path, { priority: 'Низкий' }, user.token));
       }
       await assertUnchanged(path, defect);
@@ -229,7 +256,11 @@ describe('roles and permissions (postgres)', () => {
 
     it('the reporter PUTs and PATCHes its defect', async () => {
       const { defect } = await ownedDefect();
-      const put = await api.put(`/v1/defects/${defect.id}`, { title: 'Уточнено', status: 'В работе', priority: 'Критический' }, reporter.token);
+      const put = await api.put(
+        `/v1/defects/${defect.id}`,
+        { title: 'Уточнено', status: 'В работе', priority: 'Критический' },
+        reporter.token,
+      );
       assertStatus(put, 200);
       assert.deepEqual([put.body.title, put.body.status, put.body.priority], ['Уточнено', 'В работе', 'Критический']);
       const patched = await api.patch(`/v1/defects/${defect.id}`, { description: 'Подробности' }, reporter.token);
@@ -249,7 +280,11 @@ describe('roles and permissions (postgres)', () => {
       const started = await api.patch(`/v1/defects/${defect.id}`, { status: 'В работе' }, assignee.token);
       assertStatus(started, 200);
       assert.equal(started.body.status, 'В работе');
-      const resolved = await api.put(`/v1/defects/${defect.id}`, { title: defect.title, status: 'Решена', priority: 'Высокий' }, assignee.token);
+      const resolved = await api.put(
+        `/v1/defects/${defect.id}`,
+        { title: defect.title, status: 'Решена', priority: 'Высокий' },
+        assignee.token,
+      );
       assertStatus(resolved, 200);
       assert.equal(resolved.body.status, 'Решена');
     });
@@ -263,9 +298,16 @@ describe('roles and permissions (postgres)', () => {
 
     it('an admin changes any defect', async () => {
       const { defect } = await ownedDefect();
-      const response = await api.put(`/v1/defects/${defect.id}`, { title: 'Админ', status: 'В работе', priority: 'Низкий', assignee_id: null }, admin.token);
+      const response = await api.put(
+        `/v1/defects/${defect.id}`,
+        { title: 'Админ', status: 'В работе', priority: 'Низкий', assignee_id: null },
+        admin.token,
+      );
       assertStatus(response, 200);
-      assert.deepEqual([response.body.title, response.body.status, response.body.assignee_id], ['Админ', 'В работе', null]);
+      assert.deepEqual(
+        [response.body.title, response.body.status, response.body.assignee_id],
+        ['Админ', 'В работе', null],
+      );
     });
 
     it('when the former assignee changes the defect after being unassigned, then 403', async () => {

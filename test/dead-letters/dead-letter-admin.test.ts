@@ -15,7 +15,10 @@ async function publishGarbage(count: number) {
   await withBroker(async (connection) => {
     const publisher = connection.createPublisher({ confirm: true });
     for (let index = 0; index < count; index += 1) {
-      await publisher.send({ exchange: 'events', routingKey: 'project.created', durable: true }, Buffer.from(`garbage ${index}`));
+      await publisher.send(
+        { exchange: 'events', routingKey: 'project.created', durable: true },
+        Buffer.from(`garbage ${index}`),
+      );
     }
     await publisher.close();
   });
@@ -32,7 +35,9 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     (await system.api.get(`/v1/admin/dead-letters?consumer=${consumer}`, admin.token)).body.total as number;
   /** Empties a consumer's dead letters, whatever an earlier test left there. */
   const purgeAll = async (consumer: string) => {
-    const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${consumer}`, { token: admin.token });
+    const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${consumer}`, {
+      token: admin.token,
+    });
     assert.equal(purged.status, 200, JSON.stringify(purged.body));
     assert.equal(await parkedTotal(consumer), 0, `${consumer}'s dead letters purged`);
   };
@@ -55,7 +60,9 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     const unknownConsumer = await system.api.get('/v1/admin/dead-letters?consumer=nobody', admin.token);
     assert.equal(unknownConsumer.status, 422);
     assert.match(unknownConsumer.body.detail, /Unknown consumer 'nobody'/);
-    const unknownId = await system.api.request('POST', '/v1/admin/dead-letters/no-such-id/replay', { token: admin.token });
+    const unknownId = await system.api.request('POST', '/v1/admin/dead-letters/no-such-id/replay', {
+      token: admin.token,
+    });
     assert.equal(unknownId.status, 404);
   });
 
@@ -65,11 +72,15 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
       await purgeAll(MAIL_CONSUMER);
       await publishGarbage(3);
       // project.created reaches the notifications' queue too, where the garbage is parked as well.
-      await eventually(async () => {
-        const totals = [await parkedTotal(CONSUMER), await parkedTotal(MAIL_CONSUMER)];
-        if (totals.every((total) => total === 3)) return true;
-        throw new Error(`parked so far ${totals.join(' and ')}`);
-      }, 10_000, 'three parked messages at each consumer');
+      await eventually(
+        async () => {
+          const totals = [await parkedTotal(CONSUMER), await parkedTotal(MAIL_CONSUMER)];
+          if (totals.every((total) => total === 3)) return true;
+          throw new Error(`parked so far ${totals.join(' and ')}`);
+        },
+        10_000,
+        'three parked messages at each consumer',
+      );
     });
 
     it('when an admin lists dead letters, then each shows consumer, reason, attempts and the body as received', async () => {
@@ -112,19 +123,38 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     });
 
     it('when all are replayed, then they go back to the consumer (and, still not events, are parked again)', async () => {
-      const listed = async () => (await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token)).body.items as Array<{ id: string; parkedAt: string; attempts: number }>;
+      const listed = async () =>
+        (await system.api.get(`/v1/admin/dead-letters?consumer=${CONSUMER}`, admin.token)).body.items as Array<{
+          id: string;
+          parkedAt: string;
+          attempts: number;
+        }>;
       const before = await listed();
       assert.equal(before.length, 3);
-      const replayed = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${CONSUMER}`, { token: admin.token });
+      const replayed = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${CONSUMER}`, {
+        token: admin.token,
+      });
       assert.equal(replayed.status, 200);
       assert.equal(replayed.body.replayed, 3);
       // The same three, each parked again after the replay: they went round the consumer.
-      const parkedAgain = await eventually(async () => {
-        const now = await listed();
-        return now.length === 3 && now.every((item) => before.some((old) => old.id === item.id && item.parkedAt > old.parkedAt)) ? now : undefined;
-      }, 10_000, 'all three parked again, later than before');
-      assert.deepEqual(parkedAgain.map((item) => item.attempts), [1, 1, 1]);
-      const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${CONSUMER}`, { token: admin.token });
+      const parkedAgain = await eventually(
+        async () => {
+          const now = await listed();
+          return now.length === 3 &&
+            now.every((item) => before.some((old) => old.id === item.id && item.parkedAt > old.parkedAt))
+            ? now
+            : undefined;
+        },
+        10_000,
+        'all three parked again, later than before',
+      );
+      assert.deepEqual(
+        parkedAgain.map((item) => item.attempts),
+        [1, 1, 1],
+      );
+      const purged = await system.api.request('DELETE', `/v1/admin/dead-letters?consumer=${CONSUMER}`, {
+        token: admin.token,
+      });
       assert.deepEqual(purged.body, { purged: 3 });
     });
   });
@@ -138,17 +168,29 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     const project = (await system.api.post('/v1/projects', { name: 'Мастерская' }, manager.token)).body;
     const eventIds: string[] = [];
     for (const title of ['Скрипит дверь', 'Течёт кран', 'Мигает лампа']) {
-      const defect = await system.api.post('/v1/defects', { project_id: project.id, title, assignee_id: engineer.id }, manager.token);
+      const defect = await system.api.post(
+        '/v1/defects',
+        { project_id: project.id, title, assignee_id: engineer.id },
+        manager.token,
+      );
       assert.equal(defect.status, 201);
-      const assigned = await eventually(async () => {
-        const page = await system.api.get(`/v1/events?event_type=defect.assigned&defect_id=${defect.body.id}`, admin.token);
-        return page.body.items[0];
-      }, 10_000, `the assignment of defect ${defect.body.id} recorded`);
+      const assigned = await eventually(
+        async () => {
+          const page = await system.api.get(
+            `/v1/events?event_type=defect.assigned&defect_id=${defect.body.id}`,
+            admin.token,
+          );
+          return page.body.items[0];
+        },
+        10_000,
+        `the assignment of defect ${defect.body.id} recorded`,
+      );
       eventIds.push(assigned.event_id);
     }
     const mailStatus = async (eventId: string) => {
       const response = await system.api.get(`/v1/events/${eventId}`, admin.token);
-      return response.body.deliveries?.find((delivery: any) => delivery.consumer === MAIL_CONSUMER)?.status as string | undefined;
+      return response.body.deliveries?.find((delivery: any) => delivery.consumer === MAIL_CONSUMER)?.status as
+        string | undefined;
     };
     await eventually(async () => (await parkedTotal(MAIL_CONSUMER)) === 3, 10_000, 'the three assignments parked');
     for (const eventId of eventIds) assert.equal(await mailStatus(eventId), 'parked');
@@ -156,7 +198,9 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     sink.accept(emailOf(engineer));
 
     const [first, ...rest] = eventIds;
-    const one = await system.api.request('POST', `/v1/admin/dead-letters/${first}/replay?consumer=${MAIL_CONSUMER}`, { token: admin.token });
+    const one = await system.api.request('POST', `/v1/admin/dead-letters/${first}/replay?consumer=${MAIL_CONSUMER}`, {
+      token: admin.token,
+    });
     assert.equal(one.status, 200);
     assert.deepEqual(one.body, { replayed: 1 });
     // The handled report goes out after the mail was sent and recorded: by then its mail is here.
@@ -165,12 +209,23 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     assert.deepEqual(sink.forEvent(first)[0].recipients, [emailOf(engineer)]);
     for (const eventId of rest) assert.deepEqual(sink.forEvent(eventId), [], 'the others still parked, not sent');
     const left = (await system.api.get(`/v1/admin/dead-letters?consumer=${MAIL_CONSUMER}`, admin.token)).body;
-    assert.deepEqual(left.items.map((item: any) => item.id).sort(), [...rest].sort(), 'only the replayed one left the list');
+    assert.deepEqual(
+      left.items.map((item: any) => item.id).sort(),
+      [...rest].sort(),
+      'only the replayed one left the list',
+    );
 
-    const all = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${MAIL_CONSUMER}`, { token: admin.token });
+    const all = await system.api.request('POST', `/v1/admin/dead-letters/replay?consumer=${MAIL_CONSUMER}`, {
+      token: admin.token,
+    });
     assert.equal(all.status, 200);
     assert.deepEqual(all.body, { replayed: 2 });
-    for (const eventId of rest) await eventually(async () => (await mailStatus(eventId)) === 'handled', 10_000, `replayed event ${eventId} handled`);
+    for (const eventId of rest)
+      await eventually(
+        async () => (await mailStatus(eventId)) === 'handled',
+        10_000,
+        `replayed event ${eventId} handled`,
+      );
     for (const eventId of eventIds) assert.equal(sink.forEvent(eventId).length, 1, `one mail for ${eventId}`);
     assert.equal(sink.to(emailOf(engineer)).length, 3);
     assert.equal(await parkedTotal(MAIL_CONSUMER), 0);

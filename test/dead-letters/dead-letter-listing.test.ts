@@ -25,7 +25,14 @@ describe('dead-letter listing of a message that carries no park reason (RabbitMQ
       await connection.queueDeclare({ queue: `${CONSUMER}.dlq`, durable: true });
       const publisher = connection.createPublisher({ confirm: true });
       await publisher.send(
-        { exchange: '', routingKey: `${CONSUMER}.dlq`, durable: true, messageId: event.event_id, type: event.event_type, contentType: 'application/json' },
+        {
+          exchange: '',
+          routingKey: `${CONSUMER}.dlq`,
+          durable: true,
+          messageId: event.event_id,
+          type: event.event_type,
+          contentType: 'application/json',
+        },
         Buffer.from(JSON.stringify(event)),
       );
       await publisher.close();
@@ -51,7 +58,10 @@ describe('dead-letter listing of a message that carries no park reason (RabbitMQ
   });
 
   it('when the dlq command lists it, then the reason column says "-"', async () => {
-    const listed = await runDlq(['list', '--consumer', CONSUMER], { AMQP_URL: system.env.AMQP_URL, DATABASE_URL: system.env.DATABASE_URL });
+    const listed = await runDlq(['list', '--consumer', CONSUMER], {
+      AMQP_URL: system.env.AMQP_URL,
+      DATABASE_URL: system.env.DATABASE_URL,
+    });
     assert.equal(listed.code, 0, listed.stderr);
     const lines = listed.stdout.trim().split('\n');
     assert.equal(lines.length, 1, lines.join('\n'));

@@ -35,7 +35,11 @@ for (const mode of MODES) {
 
       const deletion = await api.delete(`/v1/projects/${doomed.id}`, owner.token);
       assert.equal(deletion.status, 204);
-      await eventually(async () => (await api.get(`/v1/defects?project_id=${doomed.id}`, owner.token)).body.total === 0, 10_000, 'the defects gone');
+      await eventually(
+        async () => (await api.get(`/v1/defects?project_id=${doomed.id}`, owner.token)).body.total === 0,
+        10_000,
+        'the defects gone',
+      );
       for (const id of doomedDefects) assert.equal((await api.get(`/v1/defects/${id}`, owner.token)).status, 404);
       assert.equal((await api.get(`/v1/defects/${keptDefect}`, owner.token)).status, 200);
 
@@ -45,11 +49,20 @@ for (const mode of MODES) {
       if (queue) {
         // Everything the deletion published is here once the outboxes are empty and the queue drained.
         await queue.settle(system.host.db);
-        const deleted = queue.messages.filter((m) => m.routingKey === 'defect.deleted' && doomedDefects.includes(m.body.data.defect_id));
-        assert.deepEqual(deleted.map((m) => (m.body).data), doomedDefects.map((id) => ({ defect_id: id, deleted_by: owner.id })));
+        const deleted = queue.messages.filter(
+          (m) => m.routingKey === 'defect.deleted' && doomedDefects.includes(m.body.data.defect_id),
+        );
+        assert.deepEqual(
+          deleted.map((m) => m.body.data),
+          doomedDefects.map((id) => ({ defect_id: id, deleted_by: owner.id })),
+        );
         for (const message of deleted) {
-          assert.equal((message.body).user_id, owner.id);
-          assert.equal(message.headers?.['x-request-id'], deletion.headers.get('x-request-id'), 'the deleting request is followed through');
+          assert.equal(message.body.user_id, owner.id);
+          assert.equal(
+            message.headers?.['x-request-id'],
+            deletion.headers.get('x-request-id'),
+            'the deleting request is followed through',
+          );
         }
       }
     });
@@ -57,9 +70,12 @@ for (const mode of MODES) {
     if (mode === 'postgres') {
       it('when project.deleted is delivered twice, then the inbox skips the second: no defect is deleted and no defect.deleted goes out again', async () => {
         const { api } = system;
-        const projectDeletedCount = async (result: 'ok' | 'duplicate') => (await scrapeMetrics(system.url)).value('events_consumed_total', {
-          consumer: CONSUMER_NAMES.defectsProjectDirectory, event_type: 'project.deleted', result,
-        });
+        const projectDeletedCount = async (result: 'ok' | 'duplicate') =>
+          (await scrapeMetrics(system.url)).value('events_consumed_total', {
+            consumer: CONSUMER_NAMES.defectsProjectDirectory,
+            event_type: 'project.deleted',
+            result,
+          });
         // A project of this test's own, deleted and handled once.
         const doomed = (await api.post('/v1/projects', { name: 'Дважды' }, owner.token)).body;
         const doomedDefects: number[] = [];
@@ -70,13 +86,25 @@ for (const mode of MODES) {
         assert.equal((await api.delete(`/v1/projects/${doomed.id}`, owner.token)).status, 204);
         const original = await eventually(
           () => queue!.messages.find((m) => m.routingKey === 'project.deleted' && m.body.data.project_id === doomed.id),
-          10_000, 'the project.deleted of this test\'s project',
+          10_000,
+          "the project.deleted of this test's project",
         );
         // The counter moves after the handler's transaction committed.
-        await eventually(async () => (await projectDeletedCount('ok')) === handledBefore + 1, 10_000, 'the first delivery handled');
+        await eventually(
+          async () => (await projectDeletedCount('ok')) === handledBefore + 1,
+          10_000,
+          'the first delivery handled',
+        );
         await queue!.settle(system.host.db);
-        const deletionsOfDoomed = () => queue!.messages.filter((m) => m.routingKey === 'defect.deleted' && doomedDefects.includes(m.body.data.defect_id));
-        assert.equal(deletionsOfDoomed().length, doomedDefects.length, 'one defect.deleted per defect of the first handling');
+        const deletionsOfDoomed = () =>
+          queue!.messages.filter(
+            (m) => m.routingKey === 'defect.deleted' && doomedDefects.includes(m.body.data.defect_id),
+          );
+        assert.equal(
+          deletionsOfDoomed().length,
+          doomedDefects.length,
+          'one defect.deleted per defect of the first handling',
+        );
 
         // A defect of the deleted project that the first handling did not see (the API refuses
         // to create one now, so it goes straight into the table): a second run of the handler
@@ -92,27 +120,42 @@ for (const mode of MODES) {
         const before = queue!.messages.length;
         await withBroker(async (connection) => {
           const publisher = connection.createPublisher({ confirm: true });
-          await publisher.send({
-            exchange: 'events', routingKey: 'project.deleted', durable: true, messageId: original.messageId,
-            contentType: 'application/json', headers: original.headers,
-          }, Buffer.from(JSON.stringify(original.body)));
+          await publisher.send(
+            {
+              exchange: 'events',
+              routingKey: 'project.deleted',
+              durable: true,
+              messageId: original.messageId,
+              contentType: 'application/json',
+              headers: original.headers,
+            },
+            Buffer.from(JSON.stringify(original.body)),
+          );
           await publisher.close();
         });
         await eventually(() => queue!.messages.length === before + 1, 5_000, 'the republished event');
         // The counter moves after the consumer's transaction committed: by then a second run of
         // the handler would have deleted the straggler and stored its defect.deleted.
-        const duplicates = await eventually(async () => {
-          const count = await projectDeletedCount('duplicate');
-          return count > duplicatesBefore ? count : undefined;
-        }, 10_000, 'the consumer to skip the duplicate');
+        const duplicates = await eventually(
+          async () => {
+            const count = await projectDeletedCount('duplicate');
+            return count > duplicatesBefore ? count : undefined;
+          },
+          10_000,
+          'the consumer to skip the duplicate',
+        );
         assert.equal(duplicates, duplicatesBefore + 1, 'the one redelivery counted once as a duplicate');
         assert.equal(await projectDeletedCount('ok'), handledBefore + 1, 'the handler did not run again');
         const left = await system.host.db.query('SELECT id FROM defects.defects WHERE id = $1', [straggler]);
         assert.equal(left.rowCount, 1, 'the second delivery deleted nothing');
         // A second run would have stored its defect.deleted with its commit: published by the time the outboxes are empty.
         await queue!.settle(system.host.db);
-        assert.deepEqual(queue!.messages.filter((m) => m.routingKey === 'defect.deleted' && m.body.data.defect_id === straggler), [], 'no defect.deleted for the straggler');
-        assert.equal(deletionsOfDoomed().length, doomedDefects.length, 'the first deletion\'s, no more');
+        assert.deepEqual(
+          queue!.messages.filter((m) => m.routingKey === 'defect.deleted' && m.body.data.defect_id === straggler),
+          [],
+          'no defect.deleted for the straggler',
+        );
+        assert.equal(deletionsOfDoomed().length, doomedDefects.length, "the first deletion's, no more");
       });
     }
   });

@@ -21,7 +21,7 @@ describe('the all-in-one process looks up an unheard-of project in-process', () 
   });
   after(async () => system?.close());
 
-  it('when the project is not in the defects service\'s copy yet, then the defect is created from the projects module', async () => {
+  it("when the project is not in the defects service's copy yet, then the defect is created from the projects module", async () => {
     const db = new pg.Client({ connectionString: system.env.DATABASE_URL });
     await db.connect();
     try {
@@ -33,15 +33,19 @@ describe('the all-in-one process looks up an unheard-of project in-process', () 
       const creating = system.api.post('/v1/defects', { project_id: project.id, title: 'Сразу' }, owner.token);
       // Both the consumer's copy of project.created and the request wait on the lock: the
       // request found no copy and looked the project up.
-      await eventually(async () => {
-        // pg_stat_activity is read once per transaction unless the snapshot is cleared.
-        await db.query('SELECT pg_stat_clear_snapshot()');
-        const { rows } = await db.query<{ waiting: number }>(
-          `SELECT count(*)::int AS waiting FROM pg_stat_activity
+      await eventually(
+        async () => {
+          // pg_stat_activity is read once per transaction unless the snapshot is cleared.
+          await db.query('SELECT pg_stat_clear_snapshot()');
+          const { rows } = await db.query<{ waiting: number }>(
+            `SELECT count(*)::int AS waiting FROM pg_stat_activity
            WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO defects.known_projects%'`,
-        );
-        return rows[0].waiting >= 2;
-      }, 10_000, 'the consumer and the request waiting to store the project');
+          );
+          return rows[0].waiting >= 2;
+        },
+        10_000,
+        'the consumer and the request waiting to store the project',
+      );
       await db.query('COMMIT');
       const created = await creating;
       assert.equal(created.status, 201, JSON.stringify(created.body));

@@ -13,7 +13,12 @@ describe('the AsyncAPI document over HTTP', () => {
   before(async () => {
     system = await startTestSystem({ mode: 'embedded' });
     // The gateway only needs its upstreams' addresses to start; the all-in-one answers them all.
-    const upstreams = { AUTH_URL: system.url, PROJECTS_URL: system.url, DEFECTS_URL: system.url, EVENTS_URL: system.url };
+    const upstreams = {
+      AUTH_URL: system.url,
+      PROJECTS_URL: system.url,
+      DEFECTS_URL: system.url,
+      EVENTS_URL: system.url,
+    };
     gateway = await startProcess('src/services/gateway/main.ts', { ...upstreams, LOG_LEVEL: 'warn' }, await freePort());
   });
 

@@ -22,7 +22,9 @@ for (const mode of MODES) {
     });
 
     it('step 2: the demo user gets a token from the form-encoded OAuth2 endpoint', async () => {
-      const response = await system.api.request('POST', '/v1/auth/token', { form: { username: 'testuser', password: '123456' } });
+      const response = await system.api.request('POST', '/v1/auth/token', {
+        form: { username: 'testuser', password: '123456' },
+      });
       assert.equal(response.status, 200);
       assert.equal(response.body.token_type, 'bearer');
       assert.equal(typeof response.body.expires_in, 'number');
@@ -31,41 +33,72 @@ for (const mode of MODES) {
     });
 
     it('steps 2–3: creating a project logs project.created as the seed shows', async () => {
-      const response = await system.api.post('/v1/projects/', { name: 'Тестовый проект', description: 'Описание' }, token);
+      const response = await system.api.post(
+        '/v1/projects/',
+        { name: 'Тестовый проект', description: 'Описание' },
+        token,
+      );
       assert.equal(response.status, 201);
       assert.equal(response.body.name, 'Тестовый проект');
-      const line = await eventually(() => system.logs.eventLines().find((l) => l.startsWith('[EVENT] project.created')));
+      const line = await eventually(() =>
+        system.logs.eventLines().find((l) => l.startsWith('[EVENT] project.created')),
+      );
       assert.match(
         line,
-        new RegExp(`^\\[EVENT\\] project\\.created \\| ID: [0-9a-f-]{36} \\| User: ${response.body.owner_id} \\| Data: \\{"project_id": ${response.body.id}, "name": "Тестовый проект", "owner_id": ${response.body.owner_id}\\}$`),
+        new RegExp(
+          `^\\[EVENT\\] project\\.created \\| ID: [0-9a-f-]{36} \\| User: ${response.body.owner_id} \\| Data: \\{"project_id": ${response.body.id}, "name": "Тестовый проект", "owner_id": ${response.body.owner_id}\\}$`,
+        ),
       );
     });
 
     it('steps 4–5: creating a defect logs defect.created with every field of the contract', async () => {
-      const response = await system.api.post('/v1/defects/', {
-        title: 'Критическая ошибка', description: 'Описание ошибки', status: 'Новая', priority: 'Высокий', project_id: 1,
-      }, token);
+      const response = await system.api.post(
+        '/v1/defects/',
+        {
+          title: 'Критическая ошибка',
+          description: 'Описание ошибки',
+          status: 'Новая',
+          priority: 'Высокий',
+          project_id: 1,
+        },
+        token,
+      );
       assert.equal(response.status, 201);
       assert.equal(response.body.status, 'Новая');
       const line = await eventually(() => system.logs.eventLines().find((l) => l.startsWith('[EVENT] defect.created')));
       assert.ok(
-        line.endsWith(`| User: 1 | Data: {"defect_id": 1, "title": "Критическая ошибка", "status": "Новая", "priority": "Высокий", "project_id": 1, "reporter_id": 1}`),
+        line.endsWith(
+          `| User: 1 | Data: {"defect_id": 1, "title": "Критическая ошибка", "status": "Новая", "priority": "Высокий", "project_id": 1, "reporter_id": 1}`,
+        ),
         line,
       );
     });
 
     it('steps 6–7: a PUT that changes the status logs status_changed, then updated', async () => {
-      const response = await system.api.put('/v1/defects/1', {
-        title: 'Критическая ошибка', description: 'Описание ошибки', status: 'В работе', priority: 'Высокий',
-      }, token);
+      const response = await system.api.put(
+        '/v1/defects/1',
+        {
+          title: 'Критическая ошибка',
+          description: 'Описание ошибки',
+          status: 'В работе',
+          priority: 'Высокий',
+        },
+        token,
+      );
       assert.equal(response.status, 200);
       assert.equal(response.body.status, 'В работе');
       const lines = await eventually(() => {
         const found = system.logs.eventLines().filter((l) => /defect\.(status_changed|updated)/.test(l));
         return found.length === 2 ? found : undefined;
       });
-      assert.match(lines[0], /^\[EVENT\] defect\.status_changed \| ID: .+ \| User: 1 \| Data: \{"defect_id": 1, "old_status": "Новая", "new_status": "В работе", "changed_by": 1\}$/);
-      assert.match(lines[1], /^\[EVENT\] defect\.updated \| ID: .+ \| User: 1 \| Data: \{"defect_id": 1, "title": "Критическая ошибка", "updated_by": 1\}$/);
+      assert.match(
+        lines[0],
+        /^\[EVENT\] defect\.status_changed \| ID: .+ \| User: 1 \| Data: \{"defect_id": 1, "old_status": "Новая", "new_status": "В работе", "changed_by": 1\}$/,
+      );
+      assert.match(
+        lines[1],
+        /^\[EVENT\] defect\.updated \| ID: .+ \| User: 1 \| Data: \{"defect_id": 1, "title": "Критическая ошибка", "updated_by": 1\}$/,
+      );
     });
 
     if (mode === 'postgres') {

@@ -29,7 +29,11 @@ describe('one service per process, with replicas', () => {
       Array.from({ length: 6 }, () => freePort()),
     );
     const authUrl = `http://127.0.0.1:${authPort}`;
-    const auth = await startProcess('src/services/auth/main.ts', { ...common, DEMO_USER: 'testuser:123456', ADMIN_USER: 'admin:admin-secret' }, authPort);
+    const auth = await startProcess(
+      'src/services/auth/main.ts',
+      { ...common, DEMO_USER: 'testuser:123456', ADMIN_USER: 'admin:admin-secret' },
+      authPort,
+    );
     projectsReplicas = await Promise.all([
       startProcess('src/services/projects/main.ts', { ...common, AUTH_URL: authUrl }, projectsPort1),
       startProcess('src/services/projects/main.ts', { ...common, AUTH_URL: authUrl }, projectsPort2),
@@ -39,12 +43,20 @@ describe('one service per process, with replicas', () => {
       { ...common, AUTH_URL: authUrl, PROJECTS_URL: projectsReplicas[0].url },
       defectsPort,
     );
-    const eventLog = await startProcess('src/services/event-log/main.ts', { ...common, AUTH_URL: authUrl }, eventLogPort);
+    const eventLog = await startProcess(
+      'src/services/event-log/main.ts',
+      { ...common, AUTH_URL: authUrl },
+      eventLogPort,
+    );
     gateway = await startProcess(
       'src/services/gateway/main.ts',
       {
-        LOG_LEVEL: 'info', AMQP_URL: TEST_AMQP_URL, AUTH_URL: authUrl,
-        PROJECTS_URL: projectsReplicas[1].url, DEFECTS_URL: defects.url, EVENTS_URL: eventLog.url,
+        LOG_LEVEL: 'info',
+        AMQP_URL: TEST_AMQP_URL,
+        AUTH_URL: authUrl,
+        PROJECTS_URL: projectsReplicas[1].url,
+        DEFECTS_URL: defects.url,
+        EVENTS_URL: eventLog.url,
       },
       gatewayPort,
     );
@@ -55,7 +67,9 @@ describe('one service per process, with replicas', () => {
     await queue?.close();
     const admin = new pg.Client({ connectionString: `${TEST_POSTGRES_URL}/postgres` });
     await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(databaseUrl).pathname.slice(1))} WITH (FORCE)`);
+    await admin.query(
+      `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(databaseUrl).pathname.slice(1))} WITH (FORCE)`,
+    );
     await admin.end();
     await fs.rm(dataDir, { recursive: true, force: true });
   });
@@ -65,26 +79,51 @@ describe('one service per process, with replicas', () => {
     const token = await api.login('testuser', '123456');
     const project = await api.post('/v1/projects/', { name: 'Тестовый проект', description: 'Описание' }, token);
     assert.equal(project.status, 201);
-    const defect = await api.post('/v1/defects/', {
-      title: 'Критическая ошибка', description: 'Описание ошибки', status: 'Новая', priority: 'Высокий', project_id: project.body.id,
-    }, token);
+    const defect = await api.post(
+      '/v1/defects/',
+      {
+        title: 'Критическая ошибка',
+        description: 'Описание ошибки',
+        status: 'Новая',
+        priority: 'Высокий',
+        project_id: project.body.id,
+      },
+      token,
+    );
     assert.equal(defect.status, 201, JSON.stringify(defect.body));
-    const moved = await api.put(`/v1/defects/${defect.body.id}`, {
-      title: 'Критическая ошибка', description: 'Описание ошибки', status: 'В работе', priority: 'Высокий',
-    }, token);
+    const moved = await api.put(
+      `/v1/defects/${defect.body.id}`,
+      {
+        title: 'Критическая ошибка',
+        description: 'Описание ошибки',
+        status: 'В работе',
+        priority: 'Высокий',
+      },
+      token,
+    );
     assert.equal(moved.status, 200);
     assert.ok(moved.headers.get('x-request-id'));
     const ready = await api.get('/readyz');
     assert.equal(ready.status, 200);
-    assert.deepEqual(ready.body.checks.map((check: any) => check.name), ['auth', 'projects', 'defects', 'events']);
+    assert.deepEqual(
+      ready.body.checks.map((check: any) => check.name),
+      ['auth', 'projects', 'defects', 'events'],
+    );
     await queue.waitFor(4);
 
     // The event log, in its own process, behind the same gateway.
-    const history = await eventually(async () => {
-      const response = await api.get(`/v1/defects/${defect.body.id}/history`, token);
-      return response.status === 200 && response.body.total === 3 ? response.body : undefined;
-    }, 10_000, 'the defect history');
-    assert.deepEqual(history.items.map((event: any) => event.event_type), ['defect.created', 'defect.status_changed', 'defect.updated']);
+    const history = await eventually(
+      async () => {
+        const response = await api.get(`/v1/defects/${defect.body.id}/history`, token);
+        return response.status === 200 && response.body.total === 3 ? response.body : undefined;
+      },
+      10_000,
+      'the defect history',
+    );
+    assert.deepEqual(
+      history.items.map((event: any) => event.event_type),
+      ['defect.created', 'defect.status_changed', 'defect.updated'],
+    );
     const recent = await api.get('/v1/events?event_type=project.*', token);
     assert.equal(recent.status, 200);
     assert.equal(recent.body.items[0].event_type, 'project.created');
@@ -109,7 +148,7 @@ describe('one service per process, with replicas', () => {
     } finally {
       await db.end();
     }
-    const published = queue.messages.slice(before).map((message) => (message.body).data.project_id);
+    const published = queue.messages.slice(before).map((message) => message.body.data.project_id);
     assert.deepEqual(published, createdIds);
     const appIds = new Set(queue.messages.slice(before).map((message) => message.appId));
     assert.deepEqual([...appIds], ['projects']);
@@ -129,7 +168,10 @@ describe('one service per process, with replicas', () => {
     assert.equal(response.status, 200);
     const document = (await response.json()) as { paths: Record<string, unknown> };
     for (const route of ['/v1/auth/token', '/v1/projects/', '/v1/defects/{id}']) {
-      assert.ok(Object.keys(document.paths).some((key) => key.replace(/\/$/, '') === route.replace(/\/$/, '')), route);
+      assert.ok(
+        Object.keys(document.paths).some((key) => key.replace(/\/$/, '') === route.replace(/\/$/, '')),
+        route,
+      );
     }
   });
 });

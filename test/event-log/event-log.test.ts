@@ -22,13 +22,35 @@ for (const mode of MODES) {
       startedAt = new Date().toISOString();
       const { api } = system;
       projectId = (await api.post('/v1/projects', { name: 'Тестовый проект' }, manager.token)).body.id;
-      await eventually(async () => (await api.get('/v1/events?event_type=project.*', manager.token)).body.total === 1, 10_000, 'the project event recorded');
-      defectId = (await api.post('/v1/defects', { project_id: projectId, title: 'Критическая ошибка', priority: 'Высокий' }, manager.token)).body.id;
-      await api.put(`/v1/defects/${defectId}`, { title: 'Критическая ошибка', status: 'В работе', priority: 'Высокий' }, manager.token);
+      await eventually(
+        async () => (await api.get('/v1/events?event_type=project.*', manager.token)).body.total === 1,
+        10_000,
+        'the project event recorded',
+      );
+      defectId = (
+        await api.post(
+          '/v1/defects',
+          { project_id: projectId, title: 'Критическая ошибка', priority: 'Высокий' },
+          manager.token,
+        )
+      ).body.id;
+      await api.put(
+        `/v1/defects/${defectId}`,
+        { title: 'Критическая ошибка', status: 'В работе', priority: 'Высокий' },
+        manager.token,
+      );
       // Two services' relays race: the next project's event must not overtake these in the log.
-      await eventually(async () => (await api.get('/v1/events?event_type=defect.*', manager.token)).body.total === 3, 10_000, 'the defect events recorded');
+      await eventually(
+        async () => (await api.get('/v1/events?event_type=defect.*', manager.token)).body.total === 3,
+        10_000,
+        'the defect events recorded',
+      );
       await api.post('/v1/projects', { name: 'Чужой проект' }, other.token);
-      await eventually(async () => (await api.get('/v1/events?event_type=project.*', manager.token)).body.total === 2, 10_000, 'the events recorded');
+      await eventually(
+        async () => (await api.get('/v1/events?event_type=project.*', manager.token)).body.total === 2,
+        10_000,
+        'the events recorded',
+      );
     });
     after(async () => {
       await system?.close();
@@ -40,27 +62,41 @@ for (const mode of MODES) {
       return response.body;
     };
 
-    it('lists the walkthrough\'s events newest first, each as the published envelope', async () => {
+    it("lists the walkthrough's events newest first, each as the published envelope", async () => {
       const page = await list('limit=10');
-      assert.deepEqual(page.items.map((event: any) => event.event_type), [
-        'project.created', 'defect.updated', 'defect.status_changed', 'defect.created', 'project.created',
-      ]);
+      assert.deepEqual(
+        page.items.map((event: any) => event.event_type),
+        ['project.created', 'defect.updated', 'defect.status_changed', 'defect.created', 'project.created'],
+      );
       assert.deepEqual(Object.keys(page.items[0]), ['event_id', 'event_type', 'data', 'user_id', 'timestamp']);
-      assert.deepEqual(Object.keys(page.items[3].data), ['defect_id', 'title', 'status', 'priority', 'project_id', 'reporter_id'], 'fields in published order');
+      assert.deepEqual(
+        Object.keys(page.items[3].data),
+        ['defect_id', 'title', 'status', 'priority', 'project_id', 'reporter_id'],
+        'fields in published order',
+      );
       assert.equal(page.total, 5, 'user.* events are not shown to non-admins');
     });
 
     it('filters by event type and pattern, project, defect, user and time, and paginates', async () => {
-      assert.deepEqual((await list('event_type=defect.*')).items.map((e: any) => e.event_type), ['defect.updated', 'defect.status_changed', 'defect.created']);
-      assert.deepEqual((await list('event_type=%23.created')).items.map((e: any) => e.event_type), ['project.created', 'defect.created', 'project.created']);
+      assert.deepEqual(
+        (await list('event_type=defect.*')).items.map((e: any) => e.event_type),
+        ['defect.updated', 'defect.status_changed', 'defect.created'],
+      );
+      assert.deepEqual(
+        (await list('event_type=%23.created')).items.map((e: any) => e.event_type),
+        ['project.created', 'defect.created', 'project.created'],
+      );
       assert.equal((await list('event_type=defect.status_changed')).total, 1);
-      assert.equal((await list(`project_id=${projectId}`)).total, 4, 'the project and its defect\'s events');
+      assert.equal((await list(`project_id=${projectId}`)).total, 4, "the project and its defect's events");
       assert.equal((await list(`defect_id=${defectId}`)).total, 3);
       assert.equal((await list(`user_id=${other.id}`)).total, 1);
       assert.equal((await list(`from=${encodeURIComponent(startedAt)}`)).total, 5);
       assert.equal((await list(`to=${encodeURIComponent(startedAt)}`)).total, 0);
       const second = await list('limit=2&offset=2');
-      assert.deepEqual(second.items.map((e: any) => e.event_type), ['defect.status_changed', 'defect.created']);
+      assert.deepEqual(
+        second.items.map((e: any) => e.event_type),
+        ['defect.status_changed', 'defect.created'],
+      );
       assert.equal(second.total, 5);
       const bad = await system.api.get('/v1/events?event_type=DROP TABLE', manager.token);
       assert.equal(bad.status, 422);
@@ -74,17 +110,24 @@ for (const mode of MODES) {
 
     it('one event shows, to admins, where it stands at each consumer', async () => {
       const [created] = (await list('event_type=project.created&limit=1&offset=1')).items;
-      const detail = await eventually(async () => {
-        const response = await system.api.get(`/v1/events/${created.event_id}`, admin.token);
-        const consumers = (response.body.deliveries ?? []).map((d: any) => d.consumer).sort();
-        return consumers.length === 3 ? response.body : undefined;
-      }, 10_000, 'three consumers reporting');
+      const detail = await eventually(
+        async () => {
+          const response = await system.api.get(`/v1/events/${created.event_id}`, admin.token);
+          const consumers = (response.body.deliveries ?? []).map((d: any) => d.consumer).sort();
+          return consumers.length === 3 ? response.body : undefined;
+        },
+        10_000,
+        'three consumers reporting',
+      );
       assert.deepEqual(detail.event, created);
       for (const delivery of detail.deliveries) {
         assert.equal(delivery.status, 'handled', delivery.consumer);
         assert.equal(delivery.attempt, 1);
       }
-      assert.deepEqual(detail.deliveries.map((d: any) => d.consumer), ['defects.project-directory', 'event-log.recorder', 'notifications.email']);
+      assert.deepEqual(
+        detail.deliveries.map((d: any) => d.consumer),
+        ['defects.project-directory', 'event-log.recorder', 'notifications.email'],
+      );
       const asManager = await system.api.get(`/v1/events/${created.event_id}`, manager.token);
       assert.equal(asManager.status, 200);
       assert.equal(asManager.body.deliveries, undefined, 'delivery status is for admins');
@@ -95,8 +138,16 @@ for (const mode of MODES) {
     it("a defect's history is its events, oldest first", async () => {
       const history = await system.api.get(`/v1/defects/${defectId}/history`, manager.token);
       assert.equal(history.status, 200);
-      assert.deepEqual(history.body.items.map((e: any) => e.event_type), ['defect.created', 'defect.status_changed', 'defect.updated']);
-      assert.deepEqual(history.body.items[1].data, { defect_id: defectId, old_status: 'Новая', new_status: 'В работе', changed_by: manager.id });
+      assert.deepEqual(
+        history.body.items.map((e: any) => e.event_type),
+        ['defect.created', 'defect.status_changed', 'defect.updated'],
+      );
+      assert.deepEqual(history.body.items[1].data, {
+        defect_id: defectId,
+        old_status: 'Новая',
+        new_status: 'В работе',
+        changed_by: manager.id,
+      });
     });
 
     it('the stream delivers a new event within a second, and a reconnecting client resumes from Last-Event-ID without a gap', async () => {
@@ -115,9 +166,15 @@ for (const mode of MODES) {
       await system.api.post('/v1/projects', { name: 'Не дефект' }, manager.token);
       await eventually(async () => (await list('event_type=defect.*')).total === 6, 5_000, 'recorded while away');
 
-      const resumed = await openEventStream(`${system.url}/v1/events/stream?event_type=defect.*`, { ...headers, 'last-event-id': first.id });
+      const resumed = await openEventStream(`${system.url}/v1/events/stream?event_type=defect.*`, {
+        ...headers,
+        'last-event-id': first.id,
+      });
       const caughtUp = await resumed.waitFor(2, 3_000);
-      assert.deepEqual(caughtUp.map((m) => m.event), ['defect.status_changed', 'defect.updated']);
+      assert.deepEqual(
+        caughtUp.map((m) => m.event),
+        ['defect.status_changed', 'defect.updated'],
+      );
       assert.ok(Number(caughtUp[0].id) > Number(first.id));
       await system.api.patch(`/v1/defects/${defectId}`, { title: 'Критическая ошибка, исправлена' }, manager.token);
       const [, , live] = await resumed.waitFor(3, 2_000);

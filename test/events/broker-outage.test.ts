@@ -32,10 +32,14 @@ describe('broker outage', () => {
     await queue.settle(system.host.db);
 
     await proxy.stop();
-    const ready = await eventually(async () => {
-      const response = await api.get('/readyz');
-      return response.status === 503 ? response.body : undefined;
-    }, 10_000, 'readiness to report the broker down');
+    const ready = await eventually(
+      async () => {
+        const response = await api.get('/readyz');
+        return response.status === 503 ? response.body : undefined;
+      },
+      10_000,
+      'readiness to report the broker down',
+    );
     assert.equal(ready.checks.find((check: any) => check.name === 'broker').ok, false);
 
     const expected: Array<[string, number]> = [];
@@ -55,7 +59,7 @@ describe('broker outage', () => {
     // with the outboxes empty nothing is, and a marker shows what was published has arrived.
     await queue.settle(system.host.db);
 
-    const after = queue.messages.slice(1).map((m) => [m.routingKey, (m.body).data.defect_id]);
+    const after = queue.messages.slice(1).map((m) => [m.routingKey, m.body.data.defect_id]);
     assert.deepEqual(after, expected, 'all events, in commit order');
     const ids = queue.messages.map((m) => m.messageId);
     assert.equal(new Set(ids).size, ids.length, 'none twice');

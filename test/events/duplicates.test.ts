@@ -20,7 +20,11 @@ import { eventBytes, publishEvents, publishReports } from '../support/wire-event
 // `events` exchange, as a relay publishing a confirmed batch again would; embedded, they are
 // handed to the in-process transport twice, as a relay would hand them over again.
 
-const { eventLogRecorder: RECORDER, notificationsEmail: NOTIFICATIONS, defectsProjectDirectory: DIRECTORY } = CONSUMER_NAMES;
+const {
+  eventLogRecorder: RECORDER,
+  notificationsEmail: NOTIFICATIONS,
+  defectsProjectDirectory: DIRECTORY,
+} = CONSUMER_NAMES;
 
 /**
  * Runs rounds (each sends copies back to back and checks their effects) until one shows the
@@ -33,7 +37,9 @@ async function untilTakenTogether(round: () => Promise<boolean>, maxRounds = 30)
   for (let rounds = 1; rounds <= maxRounds; rounds += 1) {
     if (await round()) return rounds;
   }
-  throw new Error(`in ${maxRounds} rounds (all of them run, each a duplicate across batches) the copies were never taken together`);
+  throw new Error(
+    `in ${maxRounds} rounds (all of them run, each a duplicate across batches) the copies were never taken together`,
+  );
 }
 
 for (const mode of MODES) {
@@ -50,8 +56,13 @@ for (const mode of MODES) {
     const deliver = async (events: EventEnvelope[]) => {
       if (mode === 'postgres') return publishEvents(events);
       const messages: OutgoingMessage[] = events.map((event) => ({
-        routingKey: event.event_type, messageId: event.event_id, type: event.event_type, appId: 'test-relay',
-        timestamp: new Date(), body: eventBytes(event), headers: {},
+        routingKey: event.event_type,
+        messageId: event.event_id,
+        type: event.event_type,
+        appId: 'test-relay',
+        timestamp: new Date(),
+        body: eventBytes(event),
+        headers: {},
       }));
       // One transaction: the copies become due in every bound queue at once.
       await system.host.db.transaction((tx) => system.host.transport.handOver!(tx, messages));
@@ -66,12 +77,21 @@ for (const mode of MODES) {
      * every copy came before them, so nothing can count later.
      */
     const assertConsumed = async (consumer: string, result: 'ok' | 'duplicate', expected: number, what: string) => {
-      await eventually(async () => (await consumed(consumer, result)) >= expected, 10_000, `${consumer} ${result} to reach ${expected}`);
+      await eventually(
+        async () => (await consumed(consumer, result)) >= expected,
+        10_000,
+        `${consumer} ${result} to reach ${expected}`,
+      );
       assert.equal(await consumed(consumer, result), expected, what);
     };
 
     const inInbox = async (schema: string, consumer: string, eventId: string) =>
-      (await system.host.db.query(`SELECT 1 FROM ${schema}.inbox WHERE consumer = $1 AND event_id = $2`, [consumer, eventId])).rows.length > 0;
+      (
+        await system.host.db.query(`SELECT 1 FROM ${schema}.inbox WHERE consumer = $1 AND event_id = $2`, [
+          consumer,
+          eventId,
+        ])
+      ).rows.length > 0;
 
     /**
      * Whether two events were claimed in one transaction: the inbox's handled_at defaults to
@@ -92,7 +112,12 @@ for (const mode of MODES) {
     };
 
     /** A crafted assignment of the defect to the engineer, by the manager: one mail to the engineer. */
-    const assignment = () => createEvent('defect.assigned', { defect_id: defectId, assignee_id: engineer.id, assigned_by: manager.id }, manager.id);
+    const assignment = () =>
+      createEvent(
+        'defect.assigned',
+        { defect_id: defectId, assignee_id: engineer.id, assigned_by: manager.id },
+        manager.id,
+      );
 
     before(async () => {
       sink = await startSmtpSink();
@@ -101,7 +126,13 @@ for (const mode of MODES) {
       manager = await system.api.createUser('manager');
       engineer = await system.api.createUser('engineer');
       projectId = (await system.api.post('/v1/projects', { name: 'Дубли' }, manager.token)).body.id;
-      defectId = (await system.api.post('/v1/defects', { project_id: projectId, title: 'Двойник', assignee_id: engineer.id }, manager.token)).body.id;
+      defectId = (
+        await system.api.post(
+          '/v1/defects',
+          { project_id: projectId, title: 'Двойник', assignee_id: engineer.id },
+          manager.token,
+        )
+      ).body.id;
       // Notifications knows the defect once its creation's mail to the assignee is out.
       await eventually(() => sink.to(emailOf(engineer)).length === 1, 10_000, 'the first assignment mail');
     });
@@ -112,7 +143,12 @@ for (const mode of MODES) {
 
     describe(`${RECORDER}: the event listed once`, () => {
       // user.role_changed: an event only the recorder is bound to, so nothing else acts on it.
-      const roleChange = () => createEvent('user.role_changed', { user_id: engineer.id, old_role: 'engineer', new_role: 'manager', changed_by: admin.id }, admin.id);
+      const roleChange = () =>
+        createEvent(
+          'user.role_changed',
+          { user_id: engineer.id, old_role: 'engineer', new_role: 'manager', changed_by: admin.id },
+          admin.id,
+        );
       let twice: EventEnvelope;
 
       it('when both copies are taken in one batch, then the event is recorded once and the second copy counted as a duplicate', async () => {
@@ -122,11 +158,20 @@ for (const mode of MODES) {
           const after = roleChange();
           await deliver([twice, twice, after]);
           // The batch that claimed `after` also took both copies before it (in order, one queue).
-          await eventually(() => inInbox('event_log', RECORDER, after.event_id), 10_000, 'the event after the copies recorded');
+          await eventually(
+            () => inInbox('event_log', RECORDER, after.event_id),
+            10_000,
+            'the event after the copies recorded',
+          );
           assert.equal(await recorded('user.role_changed', twice.event_id), 1);
           return claimedTogether('event_log', RECORDER, twice.event_id, after.event_id);
         });
-        await assertConsumed(RECORDER, 'duplicate', duplicatesBefore + rounds, `one duplicate per round (${rounds} rounds)`);
+        await assertConsumed(
+          RECORDER,
+          'duplicate',
+          duplicatesBefore + rounds,
+          `one duplicate per round (${rounds} rounds)`,
+        );
       });
 
       it('when a copy comes after the event was recorded, then it is skipped: still listed once', async () => {
@@ -151,13 +196,26 @@ for (const mode of MODES) {
           const after = assignment();
           await deliver([twice, twice, after]);
           // One queue, one event after the other: once the event after the copies has mailed, both copies were handled.
-          await eventually(() => sink.forEvent(after.event_id).length === 1, 10_000, 'the mail of the event after the copies');
-          await eventually(() => inInbox('notifications', NOTIFICATIONS, after.event_id), 10_000, 'the event after the copies committed');
+          await eventually(
+            () => sink.forEvent(after.event_id).length === 1,
+            10_000,
+            'the mail of the event after the copies',
+          );
+          await eventually(
+            () => inInbox('notifications', NOTIFICATIONS, after.event_id),
+            10_000,
+            'the event after the copies committed',
+          );
           assert.equal(sink.forEvent(twice.event_id).length, 1, 'one mail for the event sent twice');
           assert.deepEqual(sink.forEvent(twice.event_id)[0].recipients, [emailOf(engineer)]);
           return claimedTogether('notifications', NOTIFICATIONS, twice.event_id, after.event_id);
         });
-        await assertConsumed(NOTIFICATIONS, 'duplicate', duplicatesBefore + rounds, `one duplicate per round (${rounds} rounds)`);
+        await assertConsumed(
+          NOTIFICATIONS,
+          'duplicate',
+          duplicatesBefore + rounds,
+          `one duplicate per round (${rounds} rounds)`,
+        );
       });
 
       it('when a copy comes after the mail went out, then no second mail', async () => {
@@ -167,7 +225,11 @@ for (const mode of MODES) {
         await deliver([marker]);
         await eventually(() => sink.forEvent(marker.event_id).length === 1, 10_000, "the marker's mail");
         // Its mail goes out inside its transaction: wait for the commit too.
-        await eventually(() => inInbox('notifications', NOTIFICATIONS, marker.event_id), 10_000, 'the marker committed');
+        await eventually(
+          () => inInbox('notifications', NOTIFICATIONS, marker.event_id),
+          10_000,
+          'the marker committed',
+        );
         assert.equal(sink.forEvent(twice.event_id).length, 1, 'still one mail');
         await assertConsumed(NOTIFICATIONS, 'duplicate', duplicatesBefore + 1, 'the copy skipped');
       });
@@ -178,15 +240,22 @@ for (const mode of MODES) {
       let deletion: EventEnvelope;
 
       const defectDeletions = async (project: number) => {
-        const page = await system.api.get(`/v1/events?event_type=defect.deleted&project_id=${project}&limit=100`, admin.token);
-        return (page.body.items as EventEnvelope[]).map((event) => (event.data as { defect_id: number }).defect_id).sort((a, b) => a - b);
+        const page = await system.api.get(
+          `/v1/events?event_type=defect.deleted&project_id=${project}&limit=100`,
+          admin.token,
+        );
+        return (page.body.items as EventEnvelope[])
+          .map((event) => (event.data as { defect_id: number }).defect_id)
+          .sort((a, b) => a - b);
       };
 
       it('when both copies of project.deleted are in hand at once, then its defects are deleted once and the second copy is counted as a duplicate', async () => {
         doomedProject = (await system.api.post('/v1/projects', { name: 'На снос' }, manager.token)).body.id;
         const doomedDefects: number[] = [];
         for (const title of ['Первый', 'Второй']) {
-          doomedDefects.push((await system.api.post('/v1/defects', { project_id: doomedProject, title }, manager.token)).body.id);
+          doomedDefects.push(
+            (await system.api.post('/v1/defects', { project_id: doomedProject, title }, manager.token)).body.id,
+          );
         }
         const duplicatesBefore = await consumed(DIRECTORY, 'duplicate');
         const handledBefore = await consumed(DIRECTORY, 'ok');
@@ -213,13 +282,17 @@ for (const mode of MODES) {
               return rows[0].waiting;
             };
             let waiting = '';
-            await eventually(async () => {
-              // The first copy's handler, waiting for the held row; the second copy's inbox claim, waiting for the first's.
-              const handler = await waitingOn('INSERT INTO defects.known_projects');
-              const claim = await waitingOn('INSERT INTO defects.inbox');
-              waiting = `handler ${handler}, claim ${claim}`;
-              return handler === 1 && claim === 1;
-            }, 10_000, 'both copies waiting in their transactions').catch((error: Error) => {
+            await eventually(
+              async () => {
+                // The first copy's handler, waiting for the held row; the second copy's inbox claim, waiting for the first's.
+                const handler = await waitingOn('INSERT INTO defects.known_projects');
+                const claim = await waitingOn('INSERT INTO defects.inbox');
+                waiting = `handler ${handler}, claim ${claim}`;
+                return handler === 1 && claim === 1;
+              },
+              10_000,
+              'both copies waiting in their transactions',
+            ).catch((error: Error) => {
               throw new Error(`${error.message} (sessions waiting: ${waiting})`, { cause: error });
             });
             await blocker.query('COMMIT');
@@ -231,11 +304,22 @@ for (const mode of MODES) {
           await deliver([deletion, deletion]);
         }
         // Every delivery counts once, handled or skipped: both copies are through when the sum moved by two.
-        await eventually(async () => (await consumed(DIRECTORY, 'duplicate')) + (await consumed(DIRECTORY, 'ok')) >= duplicatesBefore + handledBefore + 2, 10_000, 'both copies through');
+        await eventually(
+          async () =>
+            (await consumed(DIRECTORY, 'duplicate')) + (await consumed(DIRECTORY, 'ok')) >=
+            duplicatesBefore + handledBefore + 2,
+          10_000,
+          'both copies through',
+        );
         assert.equal(await consumed(DIRECTORY, 'duplicate'), duplicatesBefore + 1, 'the second copy skipped');
         assert.equal(await consumed(DIRECTORY, 'ok'), handledBefore + 1, 'the first handled');
-        for (const id of doomedDefects) assert.equal((await system.api.get(`/v1/defects/${id}`, manager.token)).status, 404);
-        await eventually(async () => (await defectDeletions(doomedProject)).length >= doomedDefects.length, 10_000, 'the defect.deleted events recorded');
+        for (const id of doomedDefects)
+          assert.equal((await system.api.get(`/v1/defects/${id}`, manager.token)).status, 404);
+        await eventually(
+          async () => (await defectDeletions(doomedProject)).length >= doomedDefects.length,
+          10_000,
+          'the defect.deleted events recorded',
+        );
         assert.deepEqual(await defectDeletions(doomedProject), doomedDefects, 'one defect.deleted per defect');
       });
 
@@ -253,8 +337,18 @@ for (const mode of MODES) {
         const handledBefore = await consumed(DIRECTORY, 'ok');
         await deliver([deletion]);
         // The counters move after the copy's transaction committed: by then a second run would have deleted the straggler.
-        await eventually(async () => (await consumed(DIRECTORY, 'duplicate')) + (await consumed(DIRECTORY, 'ok')) >= duplicatesBefore + handledBefore + 1, 10_000, 'the copy through');
-        assert.equal((await system.host.db.query('SELECT 1 FROM defects.defects WHERE id = $1', [straggler])).rows.length, 1, 'the straggler is still there');
+        await eventually(
+          async () =>
+            (await consumed(DIRECTORY, 'duplicate')) + (await consumed(DIRECTORY, 'ok')) >=
+            duplicatesBefore + handledBefore + 1,
+          10_000,
+          'the copy through',
+        );
+        assert.equal(
+          (await system.host.db.query('SELECT 1 FROM defects.defects WHERE id = $1', [straggler])).rows.length,
+          1,
+          'the straggler is still there',
+        );
         assert.equal(await consumed(DIRECTORY, 'duplicate'), duplicatesBefore + 1, 'the copy skipped');
         assert.equal(await consumed(DIRECTORY, 'ok'), handledBefore, 'the handler did not run');
       });
@@ -268,25 +362,52 @@ for (const mode of MODES) {
         await deliver([marker]);
         await eventually(() => sink.forEvent(marker.event_id).length === 1, 10_000, "the marker's mail");
         // Each consumer reported both copies as handled; the reports of the marker come after.
-        const deliveries = await eventually(async () => {
-          const [copy, last] = await Promise.all([twice, marker].map(async (event) => (await system.api.get(`/v1/events/${event.event_id}`, admin.token)).body.deliveries));
-          return copy?.length === 2 && last?.length === 2 ? copy : undefined;
-        }, 10_000, 'the delivery statuses of the copies and the marker');
+        const deliveries = await eventually(
+          async () => {
+            const [copy, last] = await Promise.all(
+              [twice, marker].map(
+                async (event) => (await system.api.get(`/v1/events/${event.event_id}`, admin.token)).body.deliveries,
+              ),
+            );
+            return copy?.length === 2 && last?.length === 2 ? copy : undefined;
+          },
+          10_000,
+          'the delivery statuses of the copies and the marker',
+        );
         assert.deepEqual(
           deliveries.map((delivery: any) => [delivery.consumer, delivery.status, delivery.attempt]),
-          [[RECORDER, 'handled', 1], [NOTIFICATIONS, 'handled', 1]],
+          [
+            [RECORDER, 'handled', 1],
+            [NOTIFICATIONS, 'handled', 1],
+          ],
         );
       });
 
       if (mode === 'postgres') {
         const CONSUMER = 'test.duplicate-reports';
-        const report = (eventId: string, status: DeliveryReport['status'], attempt: number, at: Date): DeliveryReport => ({
-          event_id: eventId, event_type: 'defect.assigned', consumer: CONSUMER, status, attempt,
+        const report = (
+          eventId: string,
+          status: DeliveryReport['status'],
+          attempt: number,
+          at: Date,
+        ): DeliveryReport => ({
+          event_id: eventId,
+          event_type: 'defect.assigned',
+          consumer: CONSUMER,
+          status,
+          attempt,
           next_attempt_at: status === 'retrying' ? new Date(at.getTime() + 1_000).toISOString() : null,
-          error: status === 'retrying' ? 'first attempt failed' : null, reason: null, at: at.toISOString(),
+          error: status === 'retrying' ? 'first attempt failed' : null,
+          reason: null,
+          at: at.toISOString(),
         });
         const statusOf = async (eventId: string) =>
-          (await system.host.db.query('SELECT status, attempt FROM event_log.deliveries WHERE event_id = $1 AND consumer = $2', [eventId, CONSUMER])).rows;
+          (
+            await system.host.db.query(
+              'SELECT status, attempt FROM event_log.deliveries WHERE event_id = $1 AND consumer = $2',
+              [eventId, CONSUMER],
+            )
+          ).rows;
         /** A report published after the others: stored once every report before it was (one queue, batches in order). */
         const settleReports = async () => {
           const sentinel = randomUUID();
@@ -294,7 +415,12 @@ for (const mode of MODES) {
           await eventually(async () => (await statusOf(sentinel)).length === 1, 10_000, 'the sentinel report stored');
         };
         // Declared as the transport declares it (it does so once it first parks a report).
-        const parkedReports = () => withBroker(async (connection) => (await connection.queueDeclare({ queue: `${CONSUMER_NAMES.eventLogDeliveries}.dlq`, durable: true })).messageCount);
+        const parkedReports = () =>
+          withBroker(
+            async (connection) =>
+              (await connection.queueDeclare({ queue: `${CONSUMER_NAMES.eventLogDeliveries}.dlq`, durable: true }))
+                .messageCount,
+          );
 
         it('when reports are delivered twice, in one message, in two at once and later, then one row: the newest status', async () => {
           const retrying = new Date(Date.now() - 2_000);
@@ -303,7 +429,14 @@ for (const mode of MODES) {
           const inTwoMessages = randomUUID();
           await publishReports([
             // The same report twice in one message, with the newer one between them.
-            { consumer: CONSUMER, reports: [report(inOneMessage, 'retrying', 1, retrying), report(inOneMessage, 'handled', 2, handled), report(inOneMessage, 'retrying', 1, retrying)] },
+            {
+              consumer: CONSUMER,
+              reports: [
+                report(inOneMessage, 'retrying', 1, retrying),
+                report(inOneMessage, 'handled', 2, handled),
+                report(inOneMessage, 'retrying', 1, retrying),
+              ],
+            },
             // The same message twice, back to back.
             { consumer: CONSUMER, reports: [report(inTwoMessages, 'handled', 2, handled)] },
             { consumer: CONSUMER, reports: [report(inTwoMessages, 'handled', 2, handled)] },

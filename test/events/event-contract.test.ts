@@ -10,7 +10,14 @@ const CONTRACT: Record<string, Record<string, 'integer' | 'string'>> = {
   'project.created': { project_id: 'integer', name: 'string', owner_id: 'integer' },
   'project.updated': { project_id: 'integer', name: 'string', updated_by: 'integer' },
   'project.deleted': { project_id: 'integer', deleted_by: 'integer' },
-  'defect.created': { defect_id: 'integer', title: 'string', status: 'string', priority: 'string', project_id: 'integer', reporter_id: 'integer' },
+  'defect.created': {
+    defect_id: 'integer',
+    title: 'string',
+    status: 'string',
+    priority: 'string',
+    project_id: 'integer',
+    reporter_id: 'integer',
+  },
   'defect.updated': { defect_id: 'integer', title: 'string', updated_by: 'integer' },
   'defect.status_changed': { defect_id: 'integer', old_status: 'string', new_status: 'string', changed_by: 'integer' },
   'defect.deleted': { defect_id: 'integer', deleted_by: 'integer' },
@@ -37,7 +44,12 @@ describe('event contract on RabbitMQ', () => {
       () => api.post('/v1/projects', { name: 'Строительство моста', description: 'Пролёт 3' }, owner.token),
       () => api.put('/v1/projects/1', { name: 'Строительство моста (этап 2)' }, owner.token),
       () => api.post('/v1/defects', { project_id: 1, title: 'Трещина в опоре', priority: 'Критический' }, owner.token),
-      () => api.put('/v1/defects/1', { title: 'Трещина в опоре', status: 'В работе', priority: 'Критический' }, owner.token),
+      () =>
+        api.put(
+          '/v1/defects/1',
+          { title: 'Трещина в опоре', status: 'В работе', priority: 'Критический' },
+          owner.token,
+        ),
       () => api.patch('/v1/defects/1', { title: 'Трещина в опоре №2' }, owner.token),
       () => api.delete('/v1/defects/1', owner.token),
       () => api.delete('/v1/projects/1', owner.token),
@@ -62,16 +74,16 @@ describe('event contract on RabbitMQ', () => {
   // Each service publishes its own events in commit order; two services' events may interleave.
   const ofService = (prefix: string) => queue.messages.filter((message) => message.routingKey.startsWith(prefix));
 
-  it('when the walkthrough of every event type runs, then exactly its events arrive, each service\'s in commit order', () => {
+  it("when the walkthrough of every event type runs, then exactly its events arrive, each service's in commit order", () => {
     assert.equal(queue.messages.length, 8);
-    assert.deepEqual(ofService('project.').map((message) => message.routingKey), ['project.created', 'project.updated', 'project.deleted']);
-    assert.deepEqual(ofService('defect.').map((message) => message.routingKey), [
-      'defect.created',
-      'defect.status_changed',
-      'defect.updated',
-      'defect.updated',
-      'defect.deleted',
-    ]);
+    assert.deepEqual(
+      ofService('project.').map((message) => message.routingKey),
+      ['project.created', 'project.updated', 'project.deleted'],
+    );
+    assert.deepEqual(
+      ofService('defect.').map((message) => message.routingKey),
+      ['defect.created', 'defect.status_changed', 'defect.updated', 'defect.updated', 'defect.deleted'],
+    );
   });
 
   it('each body is the seed envelope with exactly the listed data fields and their types', () => {
@@ -92,13 +104,24 @@ describe('event contract on RabbitMQ', () => {
   });
 
   it('the data carries the values of the change', () => {
-    const data = (type: string) => queue.messages.filter((m) => m.routingKey === type).map((m) => (m.body).data);
+    const data = (type: string) => queue.messages.filter((m) => m.routingKey === type).map((m) => m.body.data);
     assert.deepEqual(data('project.created'), [{ project_id: 1, name: 'Строительство моста', owner_id: owner.id }]);
-    assert.deepEqual(data('project.updated'), [{ project_id: 1, name: 'Строительство моста (этап 2)', updated_by: owner.id }]);
-    assert.deepEqual(data('defect.created'), [{
-      defect_id: 1, title: 'Трещина в опоре', status: 'Новая', priority: 'Критический', project_id: 1, reporter_id: owner.id,
-    }]);
-    assert.deepEqual(data('defect.status_changed'), [{ defect_id: 1, old_status: 'Новая', new_status: 'В работе', changed_by: owner.id }]);
+    assert.deepEqual(data('project.updated'), [
+      { project_id: 1, name: 'Строительство моста (этап 2)', updated_by: owner.id },
+    ]);
+    assert.deepEqual(data('defect.created'), [
+      {
+        defect_id: 1,
+        title: 'Трещина в опоре',
+        status: 'Новая',
+        priority: 'Критический',
+        project_id: 1,
+        reporter_id: owner.id,
+      },
+    ]);
+    assert.deepEqual(data('defect.status_changed'), [
+      { defect_id: 1, old_status: 'Новая', new_status: 'В работе', changed_by: owner.id },
+    ]);
     assert.deepEqual(data('defect.updated'), [
       { defect_id: 1, title: 'Трещина в опоре', updated_by: owner.id },
       { defect_id: 1, title: 'Трещина в опоре №2', updated_by: owner.id },
@@ -123,7 +146,13 @@ describe('event contract on RabbitMQ', () => {
   it('the request id travels in the headers, never in the body', () => {
     const byRequest = (message: AsyncMessage) => message.headers?.['x-request-id'];
     assert.deepEqual(ofService('project.').map(byRequest), [requestIds[0], requestIds[1], requestIds[6]]);
-    assert.deepEqual(ofService('defect.').map(byRequest), [requestIds[2], requestIds[3], requestIds[3], requestIds[4], requestIds[5]]);
+    assert.deepEqual(ofService('defect.').map(byRequest), [
+      requestIds[2],
+      requestIds[3],
+      requestIds[3],
+      requestIds[4],
+      requestIds[5],
+    ]);
     for (const message of queue.messages) assert.ok(!JSON.stringify(message.body).includes(byRequest(message)));
   });
 
@@ -134,7 +163,10 @@ describe('event contract on RabbitMQ', () => {
       const body = message.body as Record<string, any>;
       const matching = lines.filter((line) => line.includes(`| ID: ${body.event_id} |`));
       assert.equal(matching.length, 1, body.event_id);
-      assert.ok(matching[0].startsWith(`[EVENT] ${body.event_type} | ID: ${body.event_id} | User: ${body.user_id} | Data: {`), matching[0]);
+      assert.ok(
+        matching[0].startsWith(`[EVENT] ${body.event_type} | ID: ${body.event_id} | User: ${body.user_id} | Data: {`),
+        matching[0],
+      );
     }
   });
 });

@@ -27,7 +27,8 @@ interface Replica {
 }
 
 /** The `label`s of the published events, in the order the broker delivered them. */
-const labelsOf = (queue: TestQueue) => queue.messages.map((message) => (message.body as { data: { name: string } }).data.name);
+const labelsOf = (queue: TestQueue) =>
+  queue.messages.map((message) => (message.body as { data: { name: string } }).data.name);
 
 describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
   const databaseName = `dc_relay_${process.pid}_${Date.now()}`;
@@ -40,7 +41,16 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
     const log = captureLogs('fatal').log;
     const outbox = createOutbox({ db, schema: SCHEMA });
     const transport = createAmqpTransport({ url: TEST_AMQP_URL, log, connectionName: 'relay-test' });
-    const relay = createOutboxRelay({ db, outbox, transport, log, appId: 'relay-test', batchSize: 50, maxInFlight: 200, ...options });
+    const relay = createOutboxRelay({
+      db,
+      outbox,
+      transport,
+      log,
+      appId: 'relay-test',
+      batchSize: 50,
+      maxInFlight: 200,
+      ...options,
+    });
     relay.start();
     const replica = { outbox, transport, relay };
     replicas.push(replica);
@@ -52,7 +62,8 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
       events.add(EVENT_TYPE, { project_id: 1, name: label, updated_by: 1 });
     });
 
-  const outboxRows = async () => (await db.query<{ rows: number }>(`SELECT count(*)::int AS rows FROM ${SCHEMA}.outbox`)).rows[0].rows;
+  const outboxRows = async () =>
+    (await db.query<{ rows: number }>(`SELECT count(*)::int AS rows FROM ${SCHEMA}.outbox`)).rows[0].rows;
 
   before(async () => {
     db = await connectDatabase({ databaseUrl, poolSize: 6, dataDir: os.tmpdir() });
@@ -125,11 +136,18 @@ describe('outbox relay (PostgreSQL, RabbitMQ)', () => {
     streaming = false;
     await stream;
 
-    await eventually(() => labelsOf(queue).includes('after-late') && labelsOf(queue).includes('late'), 10_000, 'both events');
+    await eventually(
+      () => labelsOf(queue).includes('after-late') && labelsOf(queue).includes('late'),
+      10_000,
+      'both events',
+    );
     // As above: an empty outbox, then a marker, and no copy can still come.
     await queue.settle(db);
     const published = labelsOf(queue);
-    assert.ok(published.indexOf('late') < published.indexOf('after-late'), `the late row first: ${published.join(' ')}`);
+    assert.ok(
+      published.indexOf('late') < published.indexOf('after-late'),
+      `the late row first: ${published.join(' ')}`,
+    );
     assert.equal(new Set(published).size, published.length, 'each event once');
     assert.equal(await outboxRows(), 0, 'an empty outbox');
   });

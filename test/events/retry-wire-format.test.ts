@@ -27,7 +27,10 @@ const RETRY_QUEUE_ARGUMENTS = { 'x-dead-letter-exchange': '', 'x-dead-letter-rou
 /** ±20 %: an expiration must lie in [0.8 d, 1.2 d] (rounded to whole ms). */
 const assertJittered = (expiration: number, delay: number, what: string) => {
   assert.ok(Number.isInteger(expiration), `${what}: ${expiration} is a whole number of ms`);
-  assert.ok(expiration >= Math.floor(delay * 0.8) && expiration <= Math.ceil(delay * 1.2), `${what}: ${expiration} ms within ${delay} ms ±20 %`);
+  assert.ok(
+    expiration >= Math.floor(delay * 0.8) && expiration <= Math.ceil(delay * 1.2),
+    `${what}: ${expiration} ms within ${delay} ms ±20 %`,
+  );
 };
 
 /**
@@ -38,9 +41,15 @@ const assertJittered = (expiration: number, delay: number, what: string) => {
 const assertSpread = (expirationsByStep: number[][], schedule: number[]) => {
   for (const [index, expirations] of expirationsByStep.entries()) {
     if (schedule[index] < 300) continue; // 10 ms ±20 % has five values: equal ones are no evidence
-    assert.ok(new Set(expirations).size > 1, `step ${index + 1}: expirations ${expirations.join(',')} differ between events`);
+    assert.ok(
+      new Set(expirations).size > 1,
+      `step ${index + 1}: expirations ${expirations.join(',')} differ between events`,
+    );
   }
-  assert.ok(expirationsByStep.some((expirations, index) => expirations.some((value) => value !== schedule[index])), 'not every expiration is the bare delay');
+  assert.ok(
+    expirationsByStep.some((expirations, index) => expirations.some((value) => value !== schedule[index])),
+    'not every expiration is the bare delay',
+  );
 };
 
 /** A defect.assigned the notifications consumer cannot handle (the defect is unknown to it). */
@@ -64,11 +73,17 @@ async function takeAll(queue: string): Promise<SyncMessage[]> {
   });
 }
 
-const messageCount = (queue: string) => withBroker(async (connection) => (await connection.queueDeclare({ queue, passive: true })).messageCount);
+const messageCount = (queue: string) =>
+  withBroker(async (connection) => (await connection.queueDeclare({ queue, passive: true })).messageCount);
 
 /** What every copy (retry or parked) keeps of the original: body bytes, properties, persistence, routing key. */
 function assertCopyOf(copy: AsyncMessage | SyncMessage, event: EventEnvelope, requestId: string, what: string) {
-  assert.ok(Buffer.isBuffer(copy.body) ? copy.body.equals(eventBytes(event)) : JSON.stringify(copy.body) === eventBytes(event).toString(), `${what}: the body is the original envelope, byte for byte`);
+  assert.ok(
+    Buffer.isBuffer(copy.body)
+      ? copy.body.equals(eventBytes(event))
+      : JSON.stringify(copy.body) === eventBytes(event).toString(),
+    `${what}: the body is the original envelope, byte for byte`,
+  );
   assert.equal(copy.durable, true, `${what}: persistent (delivery mode 2)`);
   assert.equal(copy.messageId, event.event_id, `${what}: message_id`);
   assert.equal(copy.type, event.event_type, `${what}: type`);
@@ -93,7 +108,11 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
     startedAt = Date.now();
     // Together, so that they share the retry queues (and their jitter can be told apart).
     await publishEvents(events.map((event) => ({ event, headers: { 'x-request-id': requestId(event) } })));
-    await eventually(async () => (await messageCount(DLQ)) === events.length, 30_000, `${events.length} messages parked in ${DLQ}`);
+    await eventually(
+      async () => (await messageCount(DLQ)) === events.length,
+      30_000,
+      `${events.length} messages parked in ${DLQ}`,
+    );
     parked = await takeAll(DLQ);
   });
   after(async () => {
@@ -108,7 +127,10 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
         await connection.queueDeclare({ queue: retryQueue(step), durable: true, arguments: RETRY_QUEUE_ARGUMENTS });
       }
       await connection.queueDeclare({ queue: DLQ, durable: true });
-      await assert.rejects(connection.queueDeclare({ queue: retryQueue(1), durable: false, arguments: RETRY_QUEUE_ARGUMENTS }), /PRECONDITION_FAILED|inequivalent/);
+      await assert.rejects(
+        connection.queueDeclare({ queue: retryQueue(1), durable: false, arguments: RETRY_QUEUE_ARGUMENTS }),
+        /PRECONDITION_FAILED|inequivalent/,
+      );
     });
   });
 
@@ -123,15 +145,22 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
       assert.equal(headers['x-attempt'], SHORT_SCHEDULE_MS.length + 1, `${what}: one attempt per delay and the first`);
       assert.equal(headers['x-park-reason'], 'retries_exhausted');
       assert.match(String(headers['x-park-error']), new RegExp(`defect #${event.data.defect_id} is not known yet`));
-      assert.match(String(headers['x-last-error']), new RegExp(`defect #${event.data.defect_id} is not known yet`), `${what}: the last retry's error`);
+      assert.match(
+        String(headers['x-last-error']),
+        new RegExp(`defect #${event.data.defect_id} is not known yet`),
+        `${what}: the last retry's error`,
+      );
       const parkedAt = Date.parse(String(headers['x-parked-at']));
       assert.match(String(headers['x-parked-at']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-      assert.ok(parkedAt >= startedAt && parkedAt <= Date.now(), `${what}: x-parked-at ${headers['x-parked-at']} is when it was parked`);
+      assert.ok(
+        parkedAt >= startedAt && parkedAt <= Date.now(),
+        `${what}: x-parked-at ${headers['x-parked-at']} is when it was parked`,
+      );
       assert.equal(copy.expiration, undefined, `${what}: a parked message does not expire`);
     }
   });
 
-  it('each retry copy expired after its delay ±20 % (the broker\'s own record, x-death original-expiration), jittered per event', () => {
+  it("each retry copy expired after its delay ±20 % (the broker's own record, x-death original-expiration), jittered per event", () => {
     const expirationsByStep: number[][] = SHORT_SCHEDULE_MS.map(() => []);
     for (const copy of parked) {
       const deaths = copy.headers?.['x-death'] as Array<Record<string, any>> | undefined;
@@ -150,7 +179,7 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
     assertSpread(expirationsByStep, SHORT_SCHEDULE_MS);
   });
 
-  it('the times between attempts follow the schedule: at least each copy\'s expiration, at most the step\'s delay +20 % and scheduling slack', () => {
+  it("the times between attempts follow the schedule: at least each copy's expiration, at most the step's delay +20 % and scheduling slack", () => {
     // The delivery reports, read off `event-deliveries`, say when each attempt's outcome was
     // decided. A report's `at` is taken once its retry copy's confirm came back, so the next
     // attempt cannot come before that copy's expiration, less what passed between the broker
@@ -165,16 +194,31 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
     const SCHEDULING_SLACK_MS = 1_500;
     for (const copy of parked) {
       const deaths = copy.headers!['x-death'] as Array<Record<string, any>>;
-      const attempts = reportsIn(reports.messages).filter((report) => report.event_id === copy.messageId).sort((a, b) => a.attempt - b.attempt);
-      assert.deepEqual(attempts.map((report) => `${report.attempt}:${report.status}`), [
-        '1:retrying', '2:retrying', '3:retrying', '4:retrying', '5:retrying', '6:parked',
-      ]);
+      const attempts = reportsIn(reports.messages)
+        .filter((report) => report.event_id === copy.messageId)
+        .sort((a, b) => a.attempt - b.attempt);
+      assert.deepEqual(
+        attempts.map((report) => `${report.attempt}:${report.status}`),
+        ['1:retrying', '2:retrying', '3:retrying', '4:retrying', '5:retrying', '6:parked'],
+      );
       for (const [index, delay] of SHORT_SCHEDULE_MS.entries()) {
-        const expiration = Number(deaths.find((entry) => entry.queue === retryQueue(index + 1))!['original-expiration']);
+        const expiration = Number(
+          deaths.find((entry) => entry.queue === retryQueue(index + 1))!['original-expiration'],
+        );
         const gap = Date.parse(attempts[index + 1].at) - Date.parse(attempts[index].at);
-        assert.equal(Date.parse(attempts[index].next_attempt_at!) - Date.parse(attempts[index].at), expiration, `the report's next attempt is the copy's expiration (step ${index + 1})`);
-        assert.ok(gap >= expiration - CONFIRM_SLACK_MS, `step ${index + 1}: ${gap} ms between attempts, expiration ${expiration} ms`);
-        assert.ok(gap <= delay * 1.2 + SCHEDULING_SLACK_MS, `step ${index + 1}: ${gap} ms between attempts, delay ${delay} ms`);
+        assert.equal(
+          Date.parse(attempts[index].next_attempt_at!) - Date.parse(attempts[index].at),
+          expiration,
+          `the report's next attempt is the copy's expiration (step ${index + 1})`,
+        );
+        assert.ok(
+          gap >= expiration - CONFIRM_SLACK_MS,
+          `step ${index + 1}: ${gap} ms between attempts, expiration ${expiration} ms`,
+        );
+        assert.ok(
+          gap <= delay * 1.2 + SCHEDULING_SLACK_MS,
+          `step ${index + 1}: ${gap} ms between attempts, delay ${delay} ms`,
+        );
       }
     }
   });
@@ -208,7 +252,17 @@ describe('retries on the wire with the default schedule (1s,5s,30s,2m,10m): each
           copiesByStep.get(step)!.push(copy);
           const { expiration: _expiration, ...properties } = copy;
           await back.send(
-            { exchange: '', routingKey: QUEUE, durable: true, messageId: properties.messageId, type: properties.type, appId: properties.appId, contentType: properties.contentType, timestamp: properties.timestamp, headers: properties.headers },
+            {
+              exchange: '',
+              routingKey: QUEUE,
+              durable: true,
+              messageId: properties.messageId,
+              type: properties.type,
+              appId: properties.appId,
+              contentType: properties.contentType,
+              timestamp: properties.timestamp,
+              headers: properties.headers,
+            },
             copy.body,
           );
         },
@@ -220,7 +274,11 @@ describe('retries on the wire with the default schedule (1s,5s,30s,2m,10m): each
       });
     }
     await publishEvents(events.map((event) => ({ event, headers: { 'x-request-id': requestId(event) } })));
-    await eventually(async () => (await messageCount(DLQ)) === events.length, 30_000, `${events.length} messages parked in ${DLQ}`);
+    await eventually(
+      async () => (await messageCount(DLQ)) === events.length,
+      30_000,
+      `${events.length} messages parked in ${DLQ}`,
+    );
     parked = await takeAll(DLQ);
   });
   after(async () => {
@@ -229,12 +287,16 @@ describe('retries on the wire with the default schedule (1s,5s,30s,2m,10m): each
     await system?.close();
   });
 
-  it('each step\'s copy carries expiration = the default delay ±20 %, jittered per event, x-attempt = the next attempt and the last error', () => {
+  it("each step's copy carries expiration = the default delay ±20 %, jittered per event, x-attempt = the next attempt and the last error", () => {
     const expirationsByStep: number[][] = [];
     for (const [index, delay] of DEFAULT_SCHEDULE_MS.entries()) {
       const step = index + 1;
       const copies = copiesByStep.get(step)!;
-      assert.deepEqual(copies.map((copy) => copy.messageId).sort(), events.map((event) => event.event_id).sort(), `one copy of each event in ${retryQueue(step)}`);
+      assert.deepEqual(
+        copies.map((copy) => copy.messageId).sort(),
+        events.map((event) => event.event_id).sort(),
+        `one copy of each event in ${retryQueue(step)}`,
+      );
       for (const copy of copies) {
         const event = events.find((candidate) => candidate.event_id === copy.messageId)!;
         const what = `${retryQueue(step)} copy of ${event.data.defect_id}`;
@@ -242,7 +304,11 @@ describe('retries on the wire with the default schedule (1s,5s,30s,2m,10m): each
         assert.match(String(copy.expiration), /^\d+$/, `${what}: the per-message expiration, in ms`);
         assertJittered(Number(copy.expiration), delay, what);
         assert.equal(copy.headers?.['x-attempt'], step + 1, `${what}: the attempt it will be`);
-        assert.match(String(copy.headers?.['x-last-error']), new RegExp(`defect #${event.data.defect_id} is not known yet`), `${what}: x-last-error`);
+        assert.match(
+          String(copy.headers?.['x-last-error']),
+          new RegExp(`defect #${event.data.defect_id} is not known yet`),
+          `${what}: x-last-error`,
+        );
         assert.equal(copy.headers?.['x-park-reason'], undefined, `${what}: not parked`);
       }
       expirationsByStep.push(copies.map((copy) => Number(copy.expiration)));
@@ -250,7 +316,7 @@ describe('retries on the wire with the default schedule (1s,5s,30s,2m,10m): each
     assertSpread(expirationsByStep, DEFAULT_SCHEDULE_MS);
   });
 
-  it('after the last delay\'s attempt the event is parked with x-attempt 6 and reason retries_exhausted', () => {
+  it("after the last delay's attempt the event is parked with x-attempt 6 and reason retries_exhausted", () => {
     assert.deepEqual(parked.map((copy) => copy.messageId).sort(), events.map((event) => event.event_id).sort());
     for (const copy of parked) {
       const event = events.find((candidate) => candidate.event_id === copy.messageId)!;

@@ -15,7 +15,11 @@ import { eventually, startTestSystem, type TestSystem } from '../support/test-sy
 const CONSUMERS_OF: Record<string, string[]> = {
   'user.registered': [CONSUMER_NAMES.notificationsEmail, CONSUMER_NAMES.eventLogRecorder],
   'user.role_changed': [CONSUMER_NAMES.eventLogRecorder],
-  'project.created': [CONSUMER_NAMES.defectsProjectDirectory, CONSUMER_NAMES.notificationsEmail, CONSUMER_NAMES.eventLogRecorder],
+  'project.created': [
+    CONSUMER_NAMES.defectsProjectDirectory,
+    CONSUMER_NAMES.notificationsEmail,
+    CONSUMER_NAMES.eventLogRecorder,
+  ],
 };
 
 describe('broker refuses the topology', () => {
@@ -48,15 +52,21 @@ describe('broker refuses the topology', () => {
   it('when `events` exists as a non-durable exchange, then writes still succeed and readiness and the log say what is wrong and how to fix it', async () => {
     assert.equal(created.status, 201, 'the write made in `before` succeeded');
 
-    const readiness = await eventually(async () => {
-      const response = await system.api.get('/readyz');
-      const broker = response.body.checks?.find((check: any) => check.name === 'broker');
-      return response.status === 503 && /durable/.test(broker?.detail ?? '') ? broker : undefined;
-    }, 10_000, 'readiness to name the refused topology');
+    const readiness = await eventually(
+      async () => {
+        const response = await system.api.get('/readyz');
+        const broker = response.body.checks?.find((check: any) => check.name === 'broker');
+        return response.status === 503 && /durable/.test(broker?.detail ?? '') ? broker : undefined;
+      },
+      10_000,
+      'readiness to name the refused topology',
+    );
     assert.equal(readiness.ok, false);
     assert.match(readiness.detail, /PRECONDITION_FAILED/);
     assert.match(readiness.detail, /delete/);
-    const logged = await eventually(() => system.logs.lines.find((line) => line.level >= 50 && /PRECONDITION_FAILED/.test(line.msg)));
+    const logged = await eventually(() =>
+      system.logs.lines.find((line) => line.level >= 50 && /PRECONDITION_FAILED/.test(line.msg)),
+    );
     assert.match(logged.msg, /must be a durable topic exchange/);
     assert.match(logged.msg, /delete/);
   });
@@ -66,16 +76,23 @@ describe('broker refuses the topology', () => {
     const { rows: waiting } = await system.host.db.query<{ event_id: string; event_type: string }>(
       `SELECT event_id, event_type FROM auth.outbox UNION ALL SELECT event_id, event_type FROM projects.outbox`,
     );
-    assert.ok(waiting.some((event) => event.event_type === 'project.created'), `the project's event waited: ${JSON.stringify(waiting)}`);
+    assert.ok(
+      waiting.some((event) => event.event_type === 'project.created'),
+      `the project's event waited: ${JSON.stringify(waiting)}`,
+    );
     for (const { event_type } of waiting) assert.ok(CONSUMERS_OF[event_type], `a consumer list for ${event_type}`);
 
     // Only deleted, as the operator is told to: nothing here declares `events` again.
     await withBroker(async (broker) => {
       await broker.exchangeDelete({ exchange: 'events' });
-      await eventually(async () => {
-        await broker.exchangeDeclare({ exchange: 'events', passive: true });
-        return true;
-      }, 20_000, 'the service to declare `events` again');
+      await eventually(
+        async () => {
+          await broker.exchangeDeclare({ exchange: 'events', passive: true });
+          return true;
+        },
+        20_000,
+        'the service to declare `events` again',
+      );
       // It exists now, so this declares nothing: it only checks, as the broker refuses a
       // declaration that differs from the exchange it has (PRECONDITION_FAILED).
       await broker.exchangeDeclare({ exchange: 'events', type: 'topic', durable: true });
@@ -88,20 +105,31 @@ describe('broker refuses the topology', () => {
     };
     for (const { event_id, event_type } of waiting) {
       const expected = CONSUMERS_OF[event_type];
-      await eventually(async () => {
-        const deliveries = await deliveriesOf(event_id);
-        const handledBy = deliveries.filter((d) => d.status === 'handled').map((d) => d.consumer);
-        if (expected.every((consumer) => handledBy.includes(consumer))) return true;
-        throw new Error(`deliveries so far ${JSON.stringify(deliveries)}`);
-      }, 20_000, `${event_type} ${event_id} handled by ${expected.join(', ')}`);
+      await eventually(
+        async () => {
+          const deliveries = await deliveriesOf(event_id);
+          const handledBy = deliveries.filter((d) => d.status === 'handled').map((d) => d.consumer);
+          if (expected.every((consumer) => handledBy.includes(consumer))) return true;
+          throw new Error(`deliveries so far ${JSON.stringify(deliveries)}`);
+        },
+        20_000,
+        `${event_type} ${event_id} handled by ${expected.join(', ')}`,
+      );
     }
 
     const second = await system.api.post('/v1/projects', { name: 'Тоннель' }, user.token);
     assert.equal(second.status, 201);
-    const tunnel = await eventually(async () => {
-      const page = await system.api.get(`/v1/events?event_type=project.created&project_id=${second.body.id}`, admin.token);
-      return page.body.items[0];
-    }, 15_000, 'the new project recorded by the event log');
+    const tunnel = await eventually(
+      async () => {
+        const page = await system.api.get(
+          `/v1/events?event_type=project.created&project_id=${second.body.id}`,
+          admin.token,
+        );
+        return page.body.items[0];
+      },
+      15_000,
+      'the new project recorded by the event log',
+    );
     assert.equal(tunnel.data.name, 'Тоннель');
     await eventually(async () => (await system.api.get('/readyz')).status === 200, 10_000, 'readiness to recover');
   });

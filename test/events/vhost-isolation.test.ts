@@ -13,7 +13,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 /** Every .ts file under the folders that talk to a broker in tests and benchmarks. */
 async function sourcesUnder(folder: string): Promise<string[]> {
   const entries = await fs.readdir(path.join(ROOT, folder), { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts')).map((entry) => path.join(entry.parentPath, entry.name));
+  return entries
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
+    .map((entry) => path.join(entry.parentPath, entry.name));
 }
 
 /**
@@ -34,31 +36,35 @@ describe('tests and the bench keep to their own RabbitMQ vhost', () => {
     assert.deepEqual(offenders, [], 'broker URLs must come from test/support/environment.ts');
   });
 
-  describe('a deployment beside the tests keeps its queued messages', { skip: !NEIGHBOUR_AMQP_URL && 'TEST_AMQP_URL is set: no neighbour vhost' }, () => {
-    const neighbour = new Connection({ url: NEIGHBOUR_AMQP_URL, connectionName: 'test-neighbour' });
-    const queue = CONSUMER_NAMES.notificationsEmail;
-    after(async () => {
-      await neighbour.queueDelete({ queue });
-      await neighbour.close();
-    });
-
-    it('when the tests reset the service queues and the events exchange, then the same queue in another vhost keeps its message', async () => {
-      await neighbour.onConnect(5_000);
-      await neighbour.queueDelete({ queue });
-      await neighbour.queueDeclare({ queue, durable: true });
-      const publisher = neighbour.createPublisher({ confirm: true });
-      await publisher.send({ routingKey: queue, durable: true }, { event_id: 'kept' });
-      await publisher.close();
-
-      // What the test systems, the topology test and the bench do before they start.
-      await deleteQueues(SERVICE_QUEUES);
-      await withBroker(async (broker) => {
-        await broker.exchangeDeclare({ exchange: 'events', type: 'topic', durable: true });
-        await broker.exchangeDelete({ exchange: 'events' });
+  describe(
+    'a deployment beside the tests keeps its queued messages',
+    { skip: !NEIGHBOUR_AMQP_URL && 'TEST_AMQP_URL is set: no neighbour vhost' },
+    () => {
+      const neighbour = new Connection({ url: NEIGHBOUR_AMQP_URL, connectionName: 'test-neighbour' });
+      const queue = CONSUMER_NAMES.notificationsEmail;
+      after(async () => {
+        await neighbour.queueDelete({ queue });
+        await neighbour.close();
       });
 
-      const { messageCount } = await neighbour.queueDeclare({ queue, passive: true });
-      assert.equal(messageCount, 1);
-    });
-  });
+      it('when the tests reset the service queues and the events exchange, then the same queue in another vhost keeps its message', async () => {
+        await neighbour.onConnect(5_000);
+        await neighbour.queueDelete({ queue });
+        await neighbour.queueDeclare({ queue, durable: true });
+        const publisher = neighbour.createPublisher({ confirm: true });
+        await publisher.send({ routingKey: queue, durable: true }, { event_id: 'kept' });
+        await publisher.close();
+
+        // What the test systems, the topology test and the bench do before they start.
+        await deleteQueues(SERVICE_QUEUES);
+        await withBroker(async (broker) => {
+          await broker.exchangeDeclare({ exchange: 'events', type: 'topic', durable: true });
+          await broker.exchangeDelete({ exchange: 'events' });
+        });
+
+        const { messageCount } = await neighbour.queueDeclare({ queue, passive: true });
+        assert.equal(messageCount, 1);
+      });
+    },
+  );
 });

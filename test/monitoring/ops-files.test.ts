@@ -72,7 +72,22 @@ function isKnownMetric(exposition: Exposition, name: string): boolean {
 // ---------------------------------------------------------------------------------------
 // What a PromQL expression uses: metric names, and label names per metric
 
-const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'inf', 'nan', 'atan2']);
+const KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'inf',
+  'nan',
+  'atan2',
+]);
 
 /** Grafana's variables, as Prometheus would see them after Grafana replaced them. */
 function withGrafanaVariables(expr: string): string {
@@ -153,7 +168,10 @@ function callArguments(text: string, open: number): Array<{ start: number; text:
 }
 
 /** The labels label_replace / label_join make (their second argument), by the call's position. */
-function madeLabels(blanked: string, stringAt: (position: number) => string | undefined): Array<{ position: number; label: string }> {
+function madeLabels(
+  blanked: string,
+  stringAt: (position: number) => string | undefined,
+): Array<{ position: number; label: string }> {
   const made: Array<{ position: number; label: string }> = [];
   for (const match of blanked.matchAll(/\blabel_(replace|join)\s*\(/g)) {
     const destination = callArguments(blanked, match.index + match[0].length - 1)[1];
@@ -186,7 +204,10 @@ function analyzeExpression(rawExpr: string): ExpressionUse {
 
   // Grouping: by/without (…) over the aggregated expression; on/ignoring (…) over both sides.
   for (const match of blanked.matchAll(/\b(by|without|on|ignoring)\s*\(([^)]*)\)/g)) {
-    const labels = match[2].split(',').map((label) => label.trim()).filter(Boolean);
+    const labels = match[2]
+      .split(',')
+      .map((label) => label.trim())
+      .filter(Boolean);
     let scope = blanked;
     let scopeStart = 0;
     let scopeEnd = blanked.length;
@@ -209,7 +230,9 @@ function analyzeExpression(rawExpr: string): ExpressionUse {
         continue;
       }
     }
-    const madeHere = new Set(made.filter((item) => item.position >= scopeStart && item.position < scopeEnd).map((item) => item.label));
+    const madeHere = new Set(
+      made.filter((item) => item.position >= scopeStart && item.position < scopeEnd).map((item) => item.label),
+    );
     const metrics = metricNamesIn(scope);
     for (const label of labels) {
       if (madeHere.has(label)) continue;
@@ -232,9 +255,13 @@ function checkExpression(exposition: Exposition, expr: string, context: string):
     if (TARGET_LABELS.has(label) || PROMETHEUS_OWN_METRICS.has(metric) || !isKnownMetric(exposition, metric)) continue;
     const seen = exposition.labels.get(metric);
     if (!seen) {
-      problems.push(`${context}: no series of ${metric} on /metrics to check its label ${label} against (the test should make one)`);
+      problems.push(
+        `${context}: no series of ${metric} on /metrics to check its label ${label} against (the test should make one)`,
+      );
     } else if (!seen.has(label)) {
-      problems.push(`${context}: label ${label} (in ${where}) is not a label of ${metric}; it has: ${[...seen].join(', ') || 'none'}`);
+      problems.push(
+        `${context}: label ${label} (in ${where}) is not a label of ${metric}; it has: ${[...seen].join(', ') || 'none'}`,
+      );
     }
   }
   return problems;
@@ -259,7 +286,9 @@ function readAlertRules(source: string, docAnchors: Set<string>): { rules: Alert
     return { rules, problems: [`alerts.yml does not parse: ${(error as Error).message}`] };
   }
   const asMap = (value: unknown) =>
-    value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   const groups = asMap(document)?.groups;
   if (!Array.isArray(groups) || groups.length === 0) return { rules, problems: ['alerts.yml: no groups'] };
   const names = new Set<string>();
@@ -272,23 +301,31 @@ function readAlertRules(source: string, docAnchors: Set<string>): { rules: Alert
     }
     for (const [ruleIndex, ruleValue] of group.rules.entries()) {
       const rule = asMap(ruleValue) ?? {};
-      const id = typeof rule.alert === 'string' && rule.alert ? rule.alert : `group ${String(group.name)} rule #${ruleIndex + 1}`;
+      const id =
+        typeof rule.alert === 'string' && rule.alert
+          ? rule.alert
+          : `group ${String(group.name)} rule #${ruleIndex + 1}`;
       const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value : undefined);
       if (!text(rule.alert)) problems.push(`${id}: no alert name`);
       else if (names.has(rule.alert as string)) problems.push(`${id}: alert defined twice`);
       else names.add(rule.alert as string);
       if (!text(rule.expr)) problems.push(`${id}: no expr`);
-      if (!text(rule.for) || !/^(\d+(ms|s|m|h|d|w|y))+$/.test(rule.for as string)) problems.push(`${id}: no valid "for" duration (got ${JSON.stringify(rule.for)})`);
+      if (!text(rule.for) || !/^(\d+(ms|s|m|h|d|w|y))+$/.test(rule.for as string))
+        problems.push(`${id}: no valid "for" duration (got ${JSON.stringify(rule.for)})`);
       const severity = asMap(rule.labels)?.severity;
-      if (!text(severity) || !['critical', 'warning', 'info'].includes(severity as string)) problems.push(`${id}: labels.severity missing or not critical|warning|info`);
+      if (!text(severity) || !['critical', 'warning', 'info'].includes(severity as string))
+        problems.push(`${id}: labels.severity missing or not critical|warning|info`);
       const annotations = asMap(rule.annotations);
       if (!text(annotations?.summary)) problems.push(`${id}: no annotations.summary`);
       if (!text(annotations?.description)) problems.push(`${id}: no annotations.description`);
       const runbook = text(annotations?.runbook);
       const anchor = runbook && /^docs\/monitoring\.md#([\w-]+)$/.exec(runbook)?.[1];
       if (!anchor) problems.push(`${id}: annotations.runbook is not docs/monitoring.md#<section>`);
-      else if (!docAnchors.has(anchor)) problems.push(`${id}: runbook section #${anchor} is not a heading of docs/monitoring.md`);
-      const unknown = Object.keys(rule).filter((key) => !['alert', 'expr', 'for', 'labels', 'annotations', 'keep_firing_for'].includes(key));
+      else if (!docAnchors.has(anchor))
+        problems.push(`${id}: runbook section #${anchor} is not a heading of docs/monitoring.md`);
+      const unknown = Object.keys(rule).filter(
+        (key) => !['alert', 'expr', 'for', 'labels', 'annotations', 'keep_firing_for'].includes(key),
+      );
       if (unknown.length > 0) problems.push(`${id}: unknown keys ${unknown.join(', ')}`);
       if (text(rule.alert) && text(rule.expr)) rules.push({ alert: rule.alert as string, expr: rule.expr as string });
     }
@@ -301,7 +338,12 @@ function readAlertRules(source: string, docAnchors: Set<string>): { rules: Alert
 function markdownAnchors(markdown: string): Set<string> {
   const anchors = new Set<string>();
   for (const match of markdown.matchAll(/^#{1,6}\s+(.+?)\s*$/gm)) {
-    anchors.add(match[1].toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-'));
+    anchors.add(
+      match[1]
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/\s/g, '-'),
+    );
   }
   return anchors;
 }
@@ -340,7 +382,10 @@ function readDashboard(source: string): { expressions: Array<{ context: string; 
       problems.push(`variable ${variable.name}: not a label_values(metric, label) query: ${query}`);
       continue;
     }
-    expressions.push({ context: `variable ${variable.name}`, expr: `count by (${labelValues[2]}) (${labelValues[1]})` });
+    expressions.push({
+      context: `variable ${variable.name}`,
+      expr: `count by (${labelValues[2]}) (${labelValues[1]})`,
+    });
   }
 
   const panels: Panel[] = [];
@@ -370,7 +415,8 @@ function readDashboard(source: string): { expressions: Array<{ context: string; 
       }
       if (!target.refId || refIds.has(target.refId)) problems.push(`${id}: targets need distinct refIds`);
       refIds.add(target.refId ?? '');
-      if (target.datasource && target.datasource.uid !== '${datasource}') problems.push(`${id}: a target not on the \${datasource} variable`);
+      if (target.datasource && target.datasource.uid !== '${datasource}')
+        problems.push(`${id}: a target not on the \${datasource} variable`);
       expressions.push({ context: `${id} target ${target.refId}`, expr: target.expr });
     }
   }
@@ -408,23 +454,30 @@ describe('monitoring files: alerts, dashboard and docs against the real /metrics
       return handOver(tx, messages);
     };
     try {
-      assert.equal((await api.patch(`/v1/defects/${defect.body.id}`, { title: 'Трещина в стене' }, manager.token)).status, 200);
+      assert.equal(
+        (await api.patch(`/v1/defects/${defect.body.id}`, { title: 'Трещина в стене' }, manager.token)).status,
+        200,
+      );
       await eventually(() => refused === 1, 10_000, 'a refused publish');
     } finally {
       transport.handOver = handOver;
     }
 
     // Every consumer has handled something, and the refused batch went out on the retry.
-    exposition = await eventually(async () => {
-      const response = await fetch(`${system.url}/metrics`);
-      assert.equal(response.status, 200);
-      const text = await response.text();
-      const ready =
-        /^events_publish_errors_total\{service="defects"\} 1$/m.test(text) &&
-        /^outbox_pending_events\{service="defects"\} 0$/m.test(text) &&
-        CONSUMERS.every((consumer) => text.includes(`event_delivery_latency_seconds_count{consumer="${consumer}"}`));
-      return ready ? parseExposition(text) : undefined;
-    }, 20_000, 'every consumer to have handled events and the refused batch to be published');
+    exposition = await eventually(
+      async () => {
+        const response = await fetch(`${system.url}/metrics`);
+        assert.equal(response.status, 200);
+        const text = await response.text();
+        const ready =
+          /^events_publish_errors_total\{service="defects"\} 1$/m.test(text) &&
+          /^outbox_pending_events\{service="defects"\} 0$/m.test(text) &&
+          CONSUMERS.every((consumer) => text.includes(`event_delivery_latency_seconds_count{consumer="${consumer}"}`));
+        return ready ? parseExposition(text) : undefined;
+      },
+      20_000,
+      'every consumer to have handled events and the refused batch to be published',
+    );
   });
 
   after(async () => {
@@ -434,28 +487,67 @@ describe('monitoring files: alerts, dashboard and docs against the real /metrics
   it('the checker itself catches a misspelt metric, a wrong label and a broken rule', async () => {
     // Without this, a checker that accepts anything would pass every test below.
     assert.deepEqual(checkExpression(exposition, 'sum by (service) (rate(events_published_total[5m]))', 'good'), []);
-    assert.match(checkExpression(exposition, 'sum(rate(events_publishd_total[5m]))', 'typo').join('\n'), /metric events_publishd_total is not served/);
-    assert.match(checkExpression(exposition, 'max by (servce) (outbox_pending_events)', 'typo').join('\n'), /label servce .* not a label of outbox_pending_events/);
-    assert.match(checkExpression(exposition, 'outbox_pending_events{consumer="x"} > 0', 'typo').join('\n'), /label consumer .* not a label of outbox_pending_events/);
     assert.match(
-      checkExpression(exposition, 'histogram_quantile(0.99, sum by (le, route) (rate(event_handler_duration_seconds_bucket[5m])))', 'typo').join('\n'),
+      checkExpression(exposition, 'sum(rate(events_publishd_total[5m]))', 'typo').join('\n'),
+      /metric events_publishd_total is not served/,
+    );
+    assert.match(
+      checkExpression(exposition, 'max by (servce) (outbox_pending_events)', 'typo').join('\n'),
+      /label servce .* not a label of outbox_pending_events/,
+    );
+    assert.match(
+      checkExpression(exposition, 'outbox_pending_events{consumer="x"} > 0', 'typo').join('\n'),
+      /label consumer .* not a label of outbox_pending_events/,
+    );
+    assert.match(
+      checkExpression(
+        exposition,
+        'histogram_quantile(0.99, sum by (le, route) (rate(event_handler_duration_seconds_bucket[5m])))',
+        'typo',
+      ).join('\n'),
       /label route .* not a label of event_handler_duration_seconds_bucket/,
     );
-    assert.match(checkExpression(exposition, 'sum(rate(http_request_duration_second_bucket[5m]))', 'typo').join('\n'), /not served/);
+    assert.match(
+      checkExpression(exposition, 'sum(rate(http_request_duration_second_bucket[5m]))', 'typo').join('\n'),
+      /not served/,
+    );
     assert.deepEqual(
-      checkExpression(exposition, 'sum by (route, status_class) (label_replace(rate(http_requests_total[5m]), "status_class", "${1}xx", "status", "(.).."))', 'made label'),
+      checkExpression(
+        exposition,
+        'sum by (route, status_class) (label_replace(rate(http_requests_total[5m]), "status_class", "${1}xx", "status", "(.).."))',
+        'made label',
+      ),
       [],
     );
 
     const anchors = new Set(['x']);
     const rule = (body: string) => `groups:\n  - name: g\n    rules:\n      - alert: A\n${body}`;
-    const complete = '        expr: up == 0\n        for: 1m\n        labels:\n          severity: critical\n        annotations:\n          summary: "s"\n          description: d\n          runbook: "docs/monitoring.md#x"\n';
-    assert.deepEqual(readAlertRules(rule(complete), anchors).problems.filter((problem) => !problem.startsWith('alert ')), []);
-    assert.match(readAlertRules(rule(complete.replace('        for: 1m\n', '')), anchors).problems.join('\n'), /A: no valid "for"/);
-    assert.match(readAlertRules(rule(complete.replace('severity: critical', 'severty: critical')), anchors).problems.join('\n'), /A: labels.severity/);
-    assert.match(readAlertRules(rule(complete.replace(/ *summary: "s"\n/, '')), anchors).problems.join('\n'), /A: no annotations.summary/);
-    assert.match(readAlertRules(rule(complete.replace('#x', '#y')), anchors).problems.join('\n'), /#y is not a heading/);
-    assert.match(readAlertRules(rule(complete.replace('  runbook', '    runbook')), anchors).problems.join('\n'), /does not parse/);
+    const complete =
+      '        expr: up == 0\n        for: 1m\n        labels:\n          severity: critical\n        annotations:\n          summary: "s"\n          description: d\n          runbook: "docs/monitoring.md#x"\n';
+    assert.deepEqual(
+      readAlertRules(rule(complete), anchors).problems.filter((problem) => !problem.startsWith('alert ')),
+      [],
+    );
+    assert.match(
+      readAlertRules(rule(complete.replace('        for: 1m\n', '')), anchors).problems.join('\n'),
+      /A: no valid "for"/,
+    );
+    assert.match(
+      readAlertRules(rule(complete.replace('severity: critical', 'severty: critical')), anchors).problems.join('\n'),
+      /A: labels.severity/,
+    );
+    assert.match(
+      readAlertRules(rule(complete.replace(/ *summary: "s"\n/, '')), anchors).problems.join('\n'),
+      /A: no annotations.summary/,
+    );
+    assert.match(
+      readAlertRules(rule(complete.replace('#x', '#y')), anchors).problems.join('\n'),
+      /#y is not a heading/,
+    );
+    assert.match(
+      readAlertRules(rule(complete.replace('  runbook', '    runbook')), anchors).problems.join('\n'),
+      /does not parse/,
+    );
   });
 
   it('alerts.yml parses, and every rule has alert, expr, for, labels.severity, annotations.summary and a runbook section that exists', async () => {
@@ -492,9 +584,25 @@ describe('monitoring files: alerts, dashboard and docs against the real /metrics
     const job = (config.scrape_configs as any[]).find((item) => item.job_name === 'defect-control');
     assert.ok(job, 'a defect-control job');
     assert.equal(job.metrics_path ?? '/metrics', '/metrics');
-    assert.deepEqual(job.static_configs.map((item: any) => item.targets), [['localhost:8000']]);
-    for (const [service, port] of Object.entries({ gateway: 8000, auth: 8001, projects: 8002, defects: 8003, notifications: 8004, 'event-log': 8005 })) {
-      assert.match(source, new RegExp(`#\\s*- job_name: ${service}\\n\\s*#\\s*static_configs:\\n\\s*#\\s*- targets: \\["localhost:${port}"\\]`), `commented job for ${service}`);
+    assert.deepEqual(
+      job.static_configs.map((item: any) => item.targets),
+      [['localhost:8000']],
+    );
+    for (const [service, port] of Object.entries({
+      gateway: 8000,
+      auth: 8001,
+      projects: 8002,
+      defects: 8003,
+      notifications: 8004,
+      'event-log': 8005,
+    })) {
+      assert.match(
+        source,
+        new RegExp(
+          `#\\s*- job_name: ${service}\\n\\s*#\\s*static_configs:\\n\\s*#\\s*- targets: \\["localhost:${port}"\\]`,
+        ),
+        `commented job for ${service}`,
+      );
     }
   });
 
@@ -502,7 +610,15 @@ describe('monitoring files: alerts, dashboard and docs against the real /metrics
     const doc = await fs.readFile(MONITORING_DOC, 'utf8');
     const ours = [...exposition.families.keys()].filter((name) => !/^(process_|nodejs_)/.test(name));
     assert.ok(ours.length >= 10, ours.join(', '));
-    assert.deepEqual(ours.filter((name) => !doc.includes(`\`${name}\``)), [], 'metrics missing from docs/monitoring.md');
-    assert.deepEqual(REQUIRED_ALERTS.filter((name) => !doc.includes(`### ${name}\n`)), [], 'alerts without a runbook section');
+    assert.deepEqual(
+      ours.filter((name) => !doc.includes(`\`${name}\``)),
+      [],
+      'metrics missing from docs/monitoring.md',
+    );
+    assert.deepEqual(
+      REQUIRED_ALERTS.filter((name) => !doc.includes(`### ${name}\n`)),
+      [],
+      'alerts without a runbook section',
+    );
   });
 });

@@ -22,7 +22,10 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
 
   before(async () => {
     sink = await startSmtpSink();
-    system = await startTestSystem({ mode: 'postgres', env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' } });
+    system = await startTestSystem({
+      mode: 'postgres',
+      env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' },
+    });
     events = await bindTestQueue(['defect.status_changed', 'defect.assigned']);
     sentinel = createMailSentinel(system, smtpMailCounter(sink));
     [owner, reporter, assignee] = [
@@ -47,18 +50,30 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
   };
   const eventFor = (type: string, defectId: number, index = 0) =>
     eventually(
-      () => events.messages.filter((message) => message.routingKey === type && (message.body).data.defect_id === defectId)[index],
+      () =>
+        events.messages.filter((message) => message.routingKey === type && message.body.data.defect_id === defectId)[
+          index
+        ],
       10_000,
       `${type} of defect ${defectId}`,
     );
   const idOf = (message: AsyncMessage) => (message.body as { event_id: string }).event_id;
   const mailFor = (eventId: string, count: number) =>
-    eventually(() => (sink.forEvent(eventId).length >= count ? sink.forEvent(eventId) : undefined), 15_000, `${count} mail(s) for ${eventId}`);
+    eventually(
+      () => (sink.forEvent(eventId).length >= count ? sink.forEvent(eventId) : undefined),
+      15_000,
+      `${count} mail(s) for ${eventId}`,
+    );
   const recipientsOf = (mails: ReceivedMail[]) => mails.flatMap((mail) => mail.recipients).sort();
   const handled = (eventId: string) =>
-    eventually(async () => (await system.host.db.query('SELECT 1 FROM notifications.inbox WHERE event_id = $1', [eventId])).rowCount > 0, 10_000, `event ${eventId} handled`);
+    eventually(
+      async () =>
+        (await system.host.db.query('SELECT 1 FROM notifications.inbox WHERE event_id = $1', [eventId])).rowCount > 0,
+      10_000,
+      `event ${eventId} handled`,
+    );
 
-  it('when the project owner changes a defect\'s status, then its reporter and assignee get one e-mail each, in text and HTML, and the owner none', async () => {
+  it("when the project owner changes a defect's status, then its reporter and assignee get one e-mail each, in text and HTML, and the owner none", async () => {
     const defect = await createDefect(reporter, { title: 'Трещина <b>в опоре</b>', assignee_id: assignee.id });
     const changed = await system.api.patch(`/v1/defects/${defect.id}`, { status: 'В работе' }, owner.token);
     assert.equal(changed.status, 200);
@@ -68,7 +83,11 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     // A second copy would go out while the event is handled: before the sentinel's marker.
     await sentinel.settle({ handled: [eventId] });
     const mails = sink.forEvent(eventId);
-    assert.deepEqual(recipientsOf(mails), [emailOf(reporter), emailOf(assignee)].sort(), 'one each, the owner not at all');
+    assert.deepEqual(
+      recipientsOf(mails),
+      [emailOf(reporter), emailOf(assignee)].sort(),
+      'one each, the owner not at all',
+    );
 
     for (const mail of mails) {
       assert.equal(mail.subject, `Дефект #${defect.id} изменил статус на 'В работе'`);
@@ -88,13 +107,18 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     assert.match(assigneeMail.text!, /вы исполнитель этого дефекта/);
     assert.equal(sink.to(emailOf(owner)).length, 0);
     assert.equal(
-      system.logs.messages().filter((line) => line === `Отправка email: Дефект #${defect.id} изменил статус на 'В работе'`).length,
+      system.logs
+        .messages()
+        .filter((line) => line === `Отправка email: Дефект #${defect.id} изменил статус на 'В работе'`).length,
       2,
       'the seed line, once per e-mail sent',
     );
 
     // Now the assignee moves it on: only the reporter hears of it.
-    assert.equal((await system.api.patch(`/v1/defects/${defect.id}`, { status: 'Решена' }, assignee.token)).status, 200);
+    assert.equal(
+      (await system.api.patch(`/v1/defects/${defect.id}`, { status: 'Решена' }, assignee.token)).status,
+      200,
+    );
     const second = idOf(await eventFor('defect.status_changed', defect.id, 1));
     await mailFor(second, 1);
     await sentinel.settle({ handled: [second] });
@@ -104,7 +128,11 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
   });
 
   it('when a defect is created with an assignee, then the assignee gets one e-mail; a reassignment mails the new one; assigning oneself mails nobody', async () => {
-    const defect = await createDefect(reporter, { title: 'Скол бетона', priority: 'Высокий', assignee_id: assignee.id });
+    const defect = await createDefect(reporter, {
+      title: 'Скол бетона',
+      priority: 'Высокий',
+      assignee_id: assignee.id,
+    });
     const eventId = idOf(await eventFor('defect.assigned', defect.id));
     await mailFor(eventId, 1);
     await sentinel.settle({ handled: [eventId] });
@@ -117,7 +145,10 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     assert.ok(mails[0].html!.includes('Скол бетона'));
 
     const newcomer = await system.api.createUser('engineer');
-    assert.equal((await system.api.patch(`/v1/defects/${defect.id}`, { assignee_id: newcomer.id }, owner.token)).status, 200);
+    assert.equal(
+      (await system.api.patch(`/v1/defects/${defect.id}`, { assignee_id: newcomer.id }, owner.token)).status,
+      200,
+    );
     const reassigned = idOf(await eventFor('defect.assigned', defect.id, 1));
     await mailFor(reassigned, 1);
     await sentinel.settle({ handled: [reassigned] });
@@ -137,7 +168,11 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     const eventId = idOf(original);
     await mailFor(eventId, 2);
     const duplicates = async () =>
-      (await scrapeMetrics(system.url)).value('events_consumed_total', { consumer: 'notifications.email', event_type: 'defect.status_changed', result: 'duplicate' });
+      (await scrapeMetrics(system.url)).value('events_consumed_total', {
+        consumer: 'notifications.email',
+        event_type: 'defect.status_changed',
+        result: 'duplicate',
+      });
     const duplicatesBefore = await duplicates();
 
     await withBroker(async (connection) => {
@@ -162,7 +197,11 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     assert.equal((await system.api.patch(`/v1/defects/${defect.id}`, { status: 'Решена' }, owner.token)).status, 200);
     await mailFor(idOf(await eventFor('defect.status_changed', defect.id, 2)), 2); // [1] is the copy
     // The copy arrived and the inbox recognised it (counted once its batch committed).
-    await eventually(async () => (await duplicates()) >= duplicatesBefore + 1, 10_000, 'the copy counted as a duplicate');
+    await eventually(
+      async () => (await duplicates()) >= duplicatesBefore + 1,
+      10_000,
+      'the copy counted as a duplicate',
+    );
     assert.equal(await duplicates(), duplicatesBefore + 1);
     assert.deepEqual(recipientsOf(sink.forEvent(eventId)), [emailOf(reporter), emailOf(assignee)].sort());
   });
@@ -171,17 +210,46 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     // Published by hand in this order; one queue, one message at a time: the status change is tried first.
     const reporterEmail = `early-reporter-${process.pid}@example.com`;
     const events = [
-      createEvent('defect.status_changed', { defect_id: 9001, old_status: 'Новая', new_status: 'Отменена', changed_by: 9003 }, 9003),
-      createEvent('user.registered', { user_id: 9001, username: 'early', email: reporterEmail, full_name: 'Ранний Автор', role: 'engineer' }, 9001),
-      createEvent('user.registered', { user_id: 9003, username: 'changer', email: 'changer@example.com', full_name: null, role: 'manager' }, 9003),
+      createEvent(
+        'defect.status_changed',
+        { defect_id: 9001, old_status: 'Новая', new_status: 'Отменена', changed_by: 9003 },
+        9003,
+      ),
+      createEvent(
+        'user.registered',
+        { user_id: 9001, username: 'early', email: reporterEmail, full_name: 'Ранний Автор', role: 'engineer' },
+        9001,
+      ),
+      createEvent(
+        'user.registered',
+        { user_id: 9003, username: 'changer', email: 'changer@example.com', full_name: null, role: 'manager' },
+        9003,
+      ),
       createEvent('project.created', { project_id: 9001, name: 'Вне очереди', owner_id: 9003 }, 9003),
-      createEvent('defect.created', { defect_id: 9001, title: 'Раньше времени', status: 'Новая', priority: 'Низкий', project_id: 9001, reporter_id: 9001 }, 9001),
+      createEvent(
+        'defect.created',
+        {
+          defect_id: 9001,
+          title: 'Раньше времени',
+          status: 'Новая',
+          priority: 'Низкий',
+          project_id: 9001,
+          reporter_id: 9001,
+        },
+        9001,
+      ),
     ];
     await withBroker(async (connection) => {
       const publisher = connection.createPublisher({ confirm: true });
       for (const event of events) {
         await publisher.send(
-          { exchange: 'events', routingKey: event.event_type, messageId: event.event_id, contentType: 'application/json', durable: true },
+          {
+            exchange: 'events',
+            routingKey: event.event_type,
+            messageId: event.event_id,
+            contentType: 'application/json',
+            durable: true,
+          },
           Buffer.from(JSON.stringify(event), 'utf8'),
         );
       }
@@ -194,7 +262,9 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     assert.deepEqual(recipientsOf(sink.forEvent(eventId)), [reporterEmail]);
     assert.equal(mail.subject, "Дефект #9001 изменил статус на 'Отменена'");
     assert.ok(mail.text!.includes('«Вне очереди»') && mail.text!.includes('Изменил: changer'), mail.text);
-    const retried = system.logs.lines.filter((line) => line.event_id === eventId && line.msg === 'event handler failed; will retry');
+    const retried = system.logs.lines.filter(
+      (line) => line.event_id === eventId && line.msg === 'event handler failed; will retry',
+    );
     assert.ok(retried.length >= 1, 'it came first and was retried');
     assert.match(retried[0].err.message, /defect #9001 is not known yet/);
   });

@@ -16,21 +16,29 @@ async function reportDefect(system: TestSystem, title: string) {
   const engineer = await system.api.createUser('engineer');
   const project = await system.api.post('/v1/projects', { name: 'Школа №5' }, demoToken);
   assert.equal(project.status, 201);
-  const defect = await system.api.post('/v1/defects', { project_id: project.body.id, title, assignee_id: engineer.id }, demoToken);
+  const defect = await system.api.post(
+    '/v1/defects',
+    { project_id: project.body.id, title, assignee_id: engineer.id },
+    demoToken,
+  );
   assert.equal(defect.status, 201);
   return { engineer, defectId: defect.body.id as number };
 }
 
 /** The id of the status change event, once the event log has it (the outbox lets it go once published). */
 async function statusChangeEventId(system: TestSystem, defectId: number): Promise<string> {
-  return eventually(async () => {
-    const { rows } = await system.host.db.query<{ event_id: string }>(
-      `SELECT event_id FROM event_log.events WHERE event_type = 'defect.status_changed' AND defect_id = $1 ORDER BY seq`,
-      [defectId],
-    );
-    assert.ok(rows.length <= 1, `one status change, not ${rows.length}`);
-    return rows[0]?.event_id;
-  }, 10_000, 'the status change in the event log');
+  return eventually(
+    async () => {
+      const { rows } = await system.host.db.query<{ event_id: string }>(
+        `SELECT event_id FROM event_log.events WHERE event_type = 'defect.status_changed' AND defect_id = $1 ORDER BY seq`,
+        [defectId],
+      );
+      assert.ok(rows.length <= 1, `one status change, not ${rows.length}`);
+      return rows[0]?.event_id;
+    },
+    10_000,
+    'the status change in the event log',
+  );
 }
 
 describe('notifications in embedded mode, without SMTP: .eml files', () => {
@@ -53,7 +61,8 @@ describe('notifications in embedded mode, without SMTP: .eml files', () => {
       const names = (await fs.readdir(mailDir).catch(() => [] as string[])).filter((name) => name.endsWith('.eml'));
       return Promise.all(names.map(async (name) => parseMail(await fs.readFile(path.join(mailDir, name), 'utf8'))));
     };
-    const readStatusMails = async () => (await readMails()).filter((mail) => mail.subject === "Дефект #1 изменил статус на 'В работе'");
+    const readStatusMails = async () =>
+      (await readMails()).filter((mail) => mail.subject === "Дефект #1 изменил статус на 'В работе'");
     await eventually(async () => (await readStatusMails()).length > 0, 10_000, 'the .eml of the status change');
     // A second status mail (to the assignee, who made the change) would be written while the
     // event is handled: before it is in the inbox, and before the sentinel's marker mail.
@@ -74,9 +83,11 @@ describe('notifications in embedded mode, without SMTP: .eml files', () => {
 
     assert.ok(
       system.logs.messages().includes("Отправка email: Дефект #1 изменил статус на 'В работе'"),
-      'the seed consumer\'s line, through the logger',
+      "the seed consumer's line, through the logger",
     );
-    const line = system.logs.lines.find((entry) => entry.msg === "Отправка email: Дефект #1 изменил статус на 'В работе'");
+    const line = system.logs.lines.find(
+      (entry) => entry.msg === "Отправка email: Дефект #1 изменил статус на 'В работе'",
+    );
     assert.equal(line!.level, 30, 'at info');
     assert.equal(line!.to, DEMO_EMAIL);
   });
@@ -89,7 +100,10 @@ describe('notifications in embedded mode, with SMTP: exactly once through retrie
 
   before(async () => {
     sink = await startSmtpSink();
-    system = await startTestSystem({ mode: 'embedded', env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' } });
+    system = await startTestSystem({
+      mode: 'embedded',
+      env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' },
+    });
     sentinel = createMailSentinel(system, smtpMailCounter(sink));
   });
   after(async () => {
@@ -97,10 +111,14 @@ describe('notifications in embedded mode, with SMTP: exactly once through retrie
     await sink?.close();
   });
 
-  const recipientsOf = (eventId: string) => sink.forEvent(eventId).flatMap((mail) => mail.recipients).sort();
+  const recipientsOf = (eventId: string) =>
+    sink
+      .forEvent(eventId)
+      .flatMap((mail) => mail.recipients)
+      .sort();
   const settle = (eventId: string) => sentinel.settle({ handled: [eventId] });
 
-  it('when the SMTP server refuses the reporter on the first attempts but takes the assignee\'s mail, then each gets exactly one e-mail', async () => {
+  it("when the SMTP server refuses the reporter on the first attempts but takes the assignee's mail, then each gets exactly one e-mail", async () => {
     const { engineer, defectId } = await reportDefect(system, 'Протечка');
     await eventually(() => sink.to(emailOf(engineer)).length === 1, 10_000, 'the assignment mail');
     sink.refuse(DEMO_EMAIL, 2);
@@ -113,13 +131,24 @@ describe('notifications in embedded mode, with SMTP: exactly once through retrie
     await settle(eventId);
     assert.deepEqual(recipientsOf(eventId), [DEMO_EMAIL, emailOf(engineer)].sort());
     assert.equal(sink.refusals.get(DEMO_EMAIL), 2);
-    const retries = system.logs.lines.filter((line) => line.event_id === eventId && line.msg === 'event handler failed; will retry');
+    const retries = system.logs.lines.filter(
+      (line) => line.event_id === eventId && line.msg === 'event handler failed; will retry',
+    );
     assert.equal(retries.length, 2);
     // Once the event is handled, the database holds the record and the journal is gone.
-    const { rows } = await system.host.db.query('SELECT recipient FROM notifications.sent_mail WHERE event_id = $1 ORDER BY recipient', [eventId]);
-    assert.deepEqual(rows.map((row) => row.recipient), [DEMO_EMAIL, emailOf(engineer)].sort());
+    const { rows } = await system.host.db.query(
+      'SELECT recipient FROM notifications.sent_mail WHERE event_id = $1 ORDER BY recipient',
+      [eventId],
+    );
+    assert.deepEqual(
+      rows.map((row) => row.recipient),
+      [DEMO_EMAIL, emailOf(engineer)].sort(),
+    );
     await eventually(
-      async () => !(await fs.stat(path.join(system.env.DATA_DIR, 'notifications', 'sent-journal', `${eventId}.log`)).catch(() => undefined)),
+      async () =>
+        !(await fs
+          .stat(path.join(system.env.DATA_DIR, 'notifications', 'sent-journal', `${eventId}.log`))
+          .catch(() => undefined)),
       5_000,
       'the journal removed',
     );

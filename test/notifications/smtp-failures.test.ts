@@ -19,7 +19,10 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
 
   before(async () => {
     sink = await startSmtpSink();
-    system = await startTestSystem({ mode: 'postgres', env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: RETRY_DELAYS.join(',') } });
+    system = await startTestSystem({
+      mode: 'postgres',
+      env: { SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: RETRY_DELAYS.join(',') },
+    });
     events = await bindTestQueue(['defect.status_changed']);
     sentinel = createMailSentinel(system, smtpMailCounter(sink));
     owner = await system.api.createUser('manager');
@@ -34,22 +37,40 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
   });
 
   /** A defect reported by a fresh engineer and assigned to another; the owner then changes its status. */
-  const statusChange = async (prepare: (people: { reporter: TestUser; assignee: TestUser }) => void | Promise<void>) => {
+  const statusChange = async (
+    prepare: (people: { reporter: TestUser; assignee: TestUser }) => void | Promise<void>,
+  ) => {
     const reporter = await system.api.createUser('engineer');
     const assignee = await system.api.createUser('engineer');
-    const created = await system.api.post('/v1/defects', { project_id: projectId, title: 'Нет гидроизоляции', assignee_id: assignee.id }, reporter.token);
+    const created = await system.api.post(
+      '/v1/defects',
+      { project_id: projectId, title: 'Нет гидроизоляции', assignee_id: assignee.id },
+      reporter.token,
+    );
     assert.equal(created.status, 201);
     await eventually(() => sink.to(emailOf(assignee)).length === 1, 10_000, 'the assignment mail');
     await prepare({ reporter, assignee });
-    assert.equal((await system.api.patch(`/v1/defects/${created.body.id}`, { status: 'В работе' }, owner.token)).status, 200);
+    assert.equal(
+      (await system.api.patch(`/v1/defects/${created.body.id}`, { status: 'В работе' }, owner.token)).status,
+      200,
+    );
     const event = await eventually(
-      () => events.messages.find((message) => (message.body).data.defect_id === created.body.id),
+      () => events.messages.find((message) => message.body.data.defect_id === created.body.id),
       10_000,
       'the status_changed event',
     );
-    return { reporter, assignee, defectId: created.body.id as number, eventId: (event.body as { event_id: string }).event_id };
+    return {
+      reporter,
+      assignee,
+      defectId: created.body.id as number,
+      eventId: (event.body as { event_id: string }).event_id,
+    };
   };
-  const recipientsOf = (eventId: string) => sink.forEvent(eventId).flatMap((mail) => mail.recipients).sort();
+  const recipientsOf = (eventId: string) =>
+    sink
+      .forEvent(eventId)
+      .flatMap((mail) => mail.recipients)
+      .sort();
 
   it('when the SMTP server refuses the first attempts (451), then the mail goes out on a retry, once per recipient', async () => {
     const { reporter, assignee, eventId } = await statusChange(({ reporter, assignee }) => {
@@ -61,7 +82,9 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
     await sentinel.settle({ handled: [eventId] });
     assert.deepEqual(recipientsOf(eventId), [emailOf(reporter), emailOf(assignee)].sort());
     assert.equal(sink.refusals.get(emailOf(reporter)), 2);
-    const retries = system.logs.lines.filter((line) => line.event_id === eventId && line.msg === 'event handler failed; will retry');
+    const retries = system.logs.lines.filter(
+      (line) => line.event_id === eventId && line.msg === 'event handler failed; will retry',
+    );
     assert.equal(retries.length, 2);
     assert.match(retries[0].err.message, /451/);
   });
@@ -71,14 +94,26 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
     await eventually(() => recipientsOf(eventId).length === 2, 15_000, 'both mails');
     // A retry that mailed the assignee again would have come before the inbox entry.
     await sentinel.settle({ handled: [eventId] });
-    assert.deepEqual(recipientsOf(eventId), [emailOf(reporter), emailOf(assignee)].sort(), 'the assignee was not mailed again on the retries');
+    assert.deepEqual(
+      recipientsOf(eventId),
+      [emailOf(reporter), emailOf(assignee)].sort(),
+      'the assignee was not mailed again on the retries',
+    );
     assert.equal(sink.refusals.get(emailOf(reporter)), 2);
-    const { rows } = await system.host.db.query('SELECT recipient FROM notifications.sent_mail WHERE event_id = $1 ORDER BY recipient', [eventId]);
-    assert.deepEqual(rows.map((row) => row.recipient), [emailOf(reporter), emailOf(assignee)].sort());
+    const { rows } = await system.host.db.query(
+      'SELECT recipient FROM notifications.sent_mail WHERE event_id = $1 ORDER BY recipient',
+      [eventId],
+    );
+    assert.deepEqual(
+      rows.map((row) => row.recipient),
+      [emailOf(reporter), emailOf(assignee)].sort(),
+    );
   });
 
   it('when the SMTP server refuses past the retry schedule, then the event is parked with the reason; replayed once SMTP accepts, it is mailed once', async () => {
-    const { reporter, assignee, eventId } = await statusChange(({ reporter }) => sink.refuse(emailOf(reporter), Infinity));
+    const { reporter, assignee, eventId } = await statusChange(({ reporter }) =>
+      sink.refuse(emailOf(reporter), Infinity),
+    );
     const parked = await eventually(
       async () => (await system.host.transport.deadLetters.list(QUEUE)).find((message) => message.id === eventId),
       15_000,
@@ -90,18 +125,27 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
     assert.match(parked.error, /SMTP/);
     assert.match(parked.error, /451/);
     assert.match(parked.error, new RegExp(emailOf(reporter)));
-    assert.deepEqual(recipientsOf(eventId), [emailOf(assignee)], 'the assignee was mailed on the first attempt, and only then');
+    assert.deepEqual(
+      recipientsOf(eventId),
+      [emailOf(assignee)],
+      'the assignee was mailed on the first attempt, and only then',
+    );
 
     sink.accept(emailOf(reporter));
     assert.equal(await system.host.transport.deadLetters.replay(QUEUE, { id: eventId }), 1);
     await eventually(() => recipientsOf(eventId).length === 2, 10_000, 'the replayed mail');
     await sentinel.settle({ handled: [eventId] });
     assert.deepEqual(recipientsOf(eventId), [emailOf(reporter), emailOf(assignee)].sort());
-    assert.equal((await system.host.transport.deadLetters.list(QUEUE)).filter((message) => message.id === eventId).length, 0);
+    assert.equal(
+      (await system.host.transport.deadLetters.list(QUEUE)).filter((message) => message.id === eventId).length,
+      0,
+    );
   });
 
   it('when the SMTP server refuses a recipient for good (550), then the event is parked at once, the others mailed once', async () => {
-    const { reporter, assignee, eventId } = await statusChange(({ reporter }) => sink.refuse(emailOf(reporter), Infinity, 550));
+    const { reporter, assignee, eventId } = await statusChange(({ reporter }) =>
+      sink.refuse(emailOf(reporter), Infinity, 550),
+    );
     const parked = await eventually(
       async () => (await system.host.transport.deadLetters.list(QUEUE)).find((message) => message.id === eventId),
       10_000,
@@ -117,19 +161,29 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
 
   it('when the SMTP server is down, then the mail waits in the retries and goes out once, after it is back', async () => {
     const reporter = await system.api.createUser('engineer');
-    const created = await system.api.post('/v1/defects', { project_id: projectId, title: 'Сырость в подвале' }, reporter.token);
+    const created = await system.api.post(
+      '/v1/defects',
+      { project_id: projectId, title: 'Сырость в подвале' },
+      reporter.token,
+    );
     assert.equal(created.status, 201);
     await sink.stop();
     try {
-      assert.equal((await system.api.patch(`/v1/defects/${created.body.id}`, { status: 'В работе' }, owner.token)).status, 200);
+      assert.equal(
+        (await system.api.patch(`/v1/defects/${created.body.id}`, { status: 'В работе' }, owner.token)).status,
+        200,
+      );
       const event = await eventually(
-        () => events.messages.find((message) => (message.body).data.defect_id === created.body.id),
+        () => events.messages.find((message) => message.body.data.defect_id === created.body.id),
         10_000,
         'the status_changed event',
       );
       const eventId = (event.body as { event_id: string }).event_id;
       const failure = await eventually(
-        () => system.logs.lines.find((line) => line.event_id === eventId && line.msg === 'event handler failed; will retry'),
+        () =>
+          system.logs.lines.find(
+            (line) => line.event_id === eventId && line.msg === 'event handler failed; will retry',
+          ),
         10_000,
         'a failed attempt',
       );

@@ -7,7 +7,10 @@ import { TEST_POSTGRES_URL } from '../support/environment.ts';
 
 /** The same SQL answers the same on PostgreSQL and on PGlite: code may not tell them apart. */
 const backends: Array<[string, () => Database]> = [
-  ['postgres', () => createPostgresDatabase(new pg.Pool({ connectionString: `${TEST_POSTGRES_URL}/postgres`, max: 1 }))],
+  [
+    'postgres',
+    () => createPostgresDatabase(new pg.Pool({ connectionString: `${TEST_POSTGRES_URL}/postgres`, max: 1 })),
+  ],
   ['embedded', () => createEmbeddedDatabase(new PGlite())],
 ];
 

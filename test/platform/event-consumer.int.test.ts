@@ -9,9 +9,19 @@ import type { Database } from '../../src/platform/db/database.ts';
 import { migrate } from '../../src/platform/db/migrate.ts';
 import { createAmqpTransport } from '../../src/platform/events/amqp/amqp-transport.ts';
 import { createEvent } from '../../src/platform/events/envelope.ts';
-import { inboxMigration, PermanentFailure, startEventConsumer, type EventHandler } from '../../src/platform/events/event-consumer.ts';
+import {
+  inboxMigration,
+  PermanentFailure,
+  startEventConsumer,
+  type EventHandler,
+} from '../../src/platform/events/event-consumer.ts';
 import { createInProcessTransport } from '../../src/platform/events/in-process/transport.ts';
-import type { DeliveryOutcome, EventTransport, OutgoingMessage, Subscription } from '../../src/platform/events/transport.ts';
+import type {
+  DeliveryOutcome,
+  EventTransport,
+  OutgoingMessage,
+  Subscription,
+} from '../../src/platform/events/transport.ts';
 import { deleteQueues, startTcpProxy, withBroker } from '../support/broker.ts';
 import { amqpUrlThroughPort, TEST_AMQP_URL, TEST_POSTGRES_URL, testBrokerAddress } from '../support/environment.ts';
 import { captureLogs } from '../support/log-capture.ts';
@@ -35,7 +45,11 @@ async function createFixture(kind: 'amqp' | 'in-process', amqpUrl = TEST_AMQP_UR
   const logs = captureLogs('warn');
   if (kind === 'amqp') {
     const name = `dc_consumer_${process.pid}_${Date.now()}`;
-    const db = await connectDatabase({ databaseUrl: `${TEST_POSTGRES_URL}/${name}`, poolSize: 4, dataDir: os.tmpdir() });
+    const db = await connectDatabase({
+      databaseUrl: `${TEST_POSTGRES_URL}/${name}`,
+      poolSize: 4,
+      dataDir: os.tmpdir(),
+    });
     await prepareSchema(db);
     const transport = createAmqpTransport({ url: amqpUrl, log: logs.log, connectionName: 'consumer-test' });
     return {
@@ -136,7 +150,10 @@ function eventMessage(item: number) {
 }
 
 const recordEffect: EventHandler<typeof EVENT_TYPE> = async (tx, event) => {
-  await tx.query(`INSERT INTO ${SCHEMA}.effects (event_id, item) VALUES ($1, $2)`, [event.event_id, event.data.defect_id]);
+  await tx.query(`INSERT INTO ${SCHEMA}.effects (event_id, item) VALUES ($1, $2)`, [
+    event.event_id,
+    event.data.defect_id,
+  ]);
 };
 
 async function effects(db: Database): Promise<number[]> {
@@ -149,7 +166,10 @@ for (const kind of ['amqp', 'in-process'] as const) {
     let fixture: Fixture;
     let deliveries: ObservedDeliveries;
     let subscription: Subscription | undefined;
-    const subscribe = async (handler: EventHandler<typeof EVENT_TYPE>, options: { maxEventsPerTransaction?: number } = {}) => {
+    const subscribe = async (
+      handler: EventHandler<typeof EVENT_TYPE>,
+      options: { maxEventsPerTransaction?: number } = {},
+    ) => {
       subscription = startEventConsumer({
         db: fixture.db,
         transport: deliveries.transport,
@@ -165,7 +185,8 @@ for (const kind of ['amqp', 'in-process'] as const) {
     };
 
     before(async () => {
-      if (kind === 'amqp') await deleteQueues([CONSUMER, `${CONSUMER}.dlq`, `${CONSUMER}.retry.1`, `${CONSUMER}.retry.2`]);
+      if (kind === 'amqp')
+        await deleteQueues([CONSUMER, `${CONSUMER}.dlq`, `${CONSUMER}.retry.1`, `${CONSUMER}.retry.2`]);
       fixture = await createFixture(kind);
       deliveries = observeDeliveries(fixture.transport);
     });
@@ -188,7 +209,10 @@ for (const kind of ['amqp', 'in-process'] as const) {
       });
       await fixture.publish([eventMessage(1).message]);
       await eventually(async () => (await effects(fixture.db)).length === 1, 10_000, 'the effect');
-      assert.deepEqual(attempts.map((a) => a.attempt), [1, 2, 3]);
+      assert.deepEqual(
+        attempts.map((a) => a.attempt),
+        [1, 2, 3],
+      );
       assert.ok(attempts[1].at - attempts[0].at >= RETRY_DELAYS[0] * 0.8, 'first delay kept');
       assert.ok(attempts[2].at - attempts[1].at >= RETRY_DELAYS[1] * 0.8, 'second delay kept');
       assert.deepEqual(await fixture.transport.deadLetters.list(CONSUMER), []);
@@ -202,10 +226,14 @@ for (const kind of ['amqp', 'in-process'] as const) {
       });
       const { event, message } = eventMessage(2);
       await fixture.publish([message]);
-      const [parked] = await eventually(async () => {
-        const list = await fixture.transport.deadLetters.list(CONSUMER);
-        return list.length === 1 ? list : undefined;
-      }, 10_000, 'the parked message');
+      const [parked] = await eventually(
+        async () => {
+          const list = await fixture.transport.deadLetters.list(CONSUMER);
+          return list.length === 1 ? list : undefined;
+        },
+        10_000,
+        'the parked message',
+      );
       assert.equal(parked.id, event.event_id);
       assert.equal(parked.reason, 'retries_exhausted');
       assert.equal(parked.attempts, RETRY_DELAYS.length + 1);
@@ -221,7 +249,11 @@ for (const kind of ['amqp', 'in-process'] as const) {
       // Delivering an event that was meanwhile handled has no second effect (the inbox).
       const finishedBefore = deliveries.outcomes(event.event_id).length;
       await fixture.publish([message]);
-      await eventually(() => deliveries.outcomes(event.event_id).length === finishedBefore + 1, 5_000, 'the repeat delivered and finished');
+      await eventually(
+        () => deliveries.outcomes(event.event_id).length === finishedBefore + 1,
+        5_000,
+        'the repeat delivered and finished',
+      );
       assert.equal(deliveries.outcomes(event.event_id).at(-1), 'ack');
       assert.deepEqual(await effects(fixture.db), [2]);
     });
@@ -233,10 +265,14 @@ for (const kind of ['amqp', 'in-process'] as const) {
         throw new PermanentFailure('this event can never be handled');
       });
       await fixture.publish([eventMessage(3).message]);
-      const [parked] = await eventually(async () => {
-        const list = await fixture.transport.deadLetters.list(CONSUMER);
-        return list.length === 1 ? list : undefined;
-      }, 5_000, 'the parked message');
+      const [parked] = await eventually(
+        async () => {
+          const list = await fixture.transport.deadLetters.list(CONSUMER);
+          return list.length === 1 ? list : undefined;
+        },
+        5_000,
+        'the parked message',
+      );
       assert.equal(parked.reason, 'permanent_failure');
       assert.equal(parked.attempts, 1);
       assert.equal(calls, 1);
@@ -260,8 +296,16 @@ for (const kind of ['amqp', 'in-process'] as const) {
       await eventually(async () => (await effects(fixture.db)).length === items.length, 10_000, 'every effect');
 
       assert.deepEqual(await effects(fixture.db), items, 'each handled once');
-      assert.deepEqual(calls.filter((call) => call.item === 13).map((call) => call.attempt), [1, 2], 'the failing handler ran once per attempt');
-      assert.deepEqual(committed.map((entry) => entry.item), [11, 12, 14, 15, 16, 13], 'the others in arrival order, the failed one on its retry');
+      assert.deepEqual(
+        calls.filter((call) => call.item === 13).map((call) => call.attempt),
+        [1, 2],
+        'the failing handler ran once per attempt',
+      );
+      assert.deepEqual(
+        committed.map((entry) => entry.item),
+        [11, 12, 14, 15, 16, 13],
+        'the others in arrival order, the failed one on its retry',
+      );
       const transactions = new Set(committed.map((entry) => entry.transaction));
       assert.ok(transactions.size < committed.length, `some events shared a transaction: ${JSON.stringify(committed)}`);
       assert.deepEqual(await fixture.transport.deadLetters.list(CONSUMER), []);
@@ -281,15 +325,29 @@ for (const kind of ['amqp', 'in-process'] as const) {
     it('when a message is not an event, then it is parked at once and the consumer keeps working', async () => {
       await subscribe(recordEffect);
       const notJson = { ...eventMessage(0).message, messageId: 'not-json-1', body: Buffer.from('this is not JSON {') };
-      const incomplete = { ...eventMessage(0).message, messageId: 'no-fields-1', body: Buffer.from(JSON.stringify({ event_type: EVENT_TYPE, data: {} })) };
+      const incomplete = {
+        ...eventMessage(0).message,
+        messageId: 'no-fields-1',
+        body: Buffer.from(JSON.stringify({ event_type: EVENT_TYPE, data: {} })),
+      };
       await fixture.publish([notJson, incomplete, eventMessage(5).message]);
       await eventually(async () => (await effects(fixture.db)).length === 1, 5_000, 'the valid event');
-      const parked = await eventually(async () => {
-        const list = await fixture.transport.deadLetters.list(CONSUMER);
-        return list.length === 2 ? list : undefined;
-      }, 5_000, 'both invalid messages parked');
-      assert.deepEqual(parked.map((m) => m.reason), ['invalid_message', 'invalid_message']);
-      assert.deepEqual(parked.map((m) => m.attempts), [1, 1]);
+      const parked = await eventually(
+        async () => {
+          const list = await fixture.transport.deadLetters.list(CONSUMER);
+          return list.length === 2 ? list : undefined;
+        },
+        5_000,
+        'both invalid messages parked',
+      );
+      assert.deepEqual(
+        parked.map((m) => m.reason),
+        ['invalid_message', 'invalid_message'],
+      );
+      assert.deepEqual(
+        parked.map((m) => m.attempts),
+        [1, 1],
+      );
       assert.match(parked[0].error, /not valid JSON/);
       assert.match(parked[1].error, /event envelope/);
       assert.equal(parked[0].body, 'this is not JSON {');
@@ -297,16 +355,20 @@ for (const kind of ['amqp', 'in-process'] as const) {
       assert.equal((await fixture.transport.deadLetters.list(CONSUMER)).length, 1);
     });
 
-    it('when an event\'s data does not match its type\'s contract, then it is parked at once as invalid_data, naming the field, and the consumer keeps working', async () => {
+    it("when an event's data does not match its type's contract, then it is parked at once as invalid_data, naming the field, and the consumer keeps working", async () => {
       await subscribe(recordEffect);
       const { event, message } = eventMessage(8);
       const wrong = { ...event, data: { ...event.data, updated_by: 'Иван' } };
       await fixture.publish([{ ...message, body: Buffer.from(JSON.stringify(wrong)) }, eventMessage(9).message]);
       await eventually(async () => (await effects(fixture.db)).includes(9), 5_000, 'the valid event after it');
-      const parked = await eventually(async () => {
-        const list = await fixture.transport.deadLetters.list(CONSUMER);
-        return list.length === 1 ? list : undefined;
-      }, 5_000, 'the invalid event parked');
+      const parked = await eventually(
+        async () => {
+          const list = await fixture.transport.deadLetters.list(CONSUMER);
+          return list.length === 1 ? list : undefined;
+        },
+        5_000,
+        'the invalid event parked',
+      );
       assert.equal(parked[0].id, event.event_id);
       assert.equal(parked[0].reason, 'invalid_data');
       assert.equal(parked[0].attempts, 1);
@@ -356,12 +418,19 @@ describe('event consumer through a broker outage', () => {
     const fixture = await createFixture('amqp', amqpUrlThroughPort(proxy.port));
     const deliveries = observeDeliveries(fixture.transport);
     const subscription = startEventConsumer({
-      db: fixture.db, transport: deliveries.transport, log: captureLogs('fatal').log, schema: SCHEMA, name: CONSUMER,
-      handlers: { [EVENT_TYPE]: async (tx, event, context) => {
-        await new Promise((resolve) => setTimeout(resolve, 30));
-        await recordEffect(tx, event, context);
-      } },
-      retryDelaysMs: RETRY_DELAYS, prefetch: 5,
+      db: fixture.db,
+      transport: deliveries.transport,
+      log: captureLogs('fatal').log,
+      schema: SCHEMA,
+      name: CONSUMER,
+      handlers: {
+        [EVENT_TYPE]: async (tx, event, context) => {
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          await recordEffect(tx, event, context);
+        },
+      },
+      retryDelaysMs: RETRY_DELAYS,
+      prefetch: 5,
     });
     try {
       await subscription.ready;
@@ -371,7 +440,16 @@ describe('event consumer through a broker outage', () => {
           const publisher = connection.createPublisher({ confirm: true });
           for (const item of items) {
             const { message } = eventMessage(item);
-            await publisher.send({ exchange: 'events', routingKey: EVENT_TYPE, messageId: message.messageId, contentType: 'application/json', durable: true }, message.body);
+            await publisher.send(
+              {
+                exchange: 'events',
+                routingKey: EVENT_TYPE,
+                messageId: message.messageId,
+                contentType: 'application/json',
+                durable: true,
+              },
+              message.body,
+            );
           }
           await publisher.close();
         });
@@ -385,8 +463,15 @@ describe('event consumer through a broker outage', () => {
       // Whatever the cut sent round again is in the queue before this sentinel, and handed over
       // in queue order: once the sentinel is handled and nothing is in hand, all of it was handled.
       await publishItems([201]);
-      await eventually(async () => (await effects(fixture.db)).includes(201) && deliveries.inHand() === 0, 10_000, 'the sentinel handled, nothing in hand');
-      assert.deepEqual(await effects(fixture.db), Array.from({ length: 201 }, (_, index) => index + 1));
+      await eventually(
+        async () => (await effects(fixture.db)).includes(201) && deliveries.inHand() === 0,
+        10_000,
+        'the sentinel handled, nothing in hand',
+      );
+      assert.deepEqual(
+        await effects(fixture.db),
+        Array.from({ length: 201 }, (_, index) => index + 1),
+      );
     } finally {
       await subscription.close();
       await fixture.close();

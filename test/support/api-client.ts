@@ -29,7 +29,11 @@ export const emailOf = (user: Pick<TestUser, 'username'>) => `${user.username}@e
 
 /** HTTP against a running system, as a client would call it. */
 export function createApiClient(baseUrl: string, admin = { username: 'admin', password: 'admin-secret' }) {
-  const request = async <Body = any>(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse<Body>> => {
+  const request = async <Body = any>(
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<ApiResponse<Body>> => {
     const headers: Record<string, string> = { ...options.headers };
     let body: string | undefined;
     if (options.token) headers.authorization = `Bearer ${options.token}`;
@@ -56,7 +60,8 @@ export function createApiClient(baseUrl: string, admin = { username: 'admin', pa
 
   const login = async (username: string, password: string): Promise<string> => {
     const response = await request('POST', '/v1/auth/token', { form: { username, password } });
-    if (response.status !== 200) throw new Error(`login ${username} failed: ${response.status} ${JSON.stringify(response.body)}`);
+    if (response.status !== 200)
+      throw new Error(`login ${username} failed: ${response.status} ${JSON.stringify(response.body)}`);
     return response.body.access_token;
   };
 
@@ -70,7 +75,8 @@ export function createApiClient(baseUrl: string, admin = { username: 'admin', pa
     const registered = await request('POST', '/v1/auth/register', {
       json: { username, password, email: `${username}@example.com`, full_name: `Test ${role}` },
     });
-    if (registered.status !== 201) throw new Error(`register failed: ${registered.status} ${JSON.stringify(registered.body)}`);
+    if (registered.status !== 201)
+      throw new Error(`register failed: ${registered.status} ${JSON.stringify(registered.body)}`);
     if (role !== 'engineer') {
       adminToken ??= await login(admin.username, admin.password);
       const promoted = await request('PATCH', `/v1/users/${registered.body.id}`, { token: adminToken, json: { role } });

@@ -32,15 +32,26 @@ export interface SqlReader {
  */
 export async function waitForEmptyOutboxes(db: SqlReader, timeoutMs = 20_000): Promise<void> {
   let backlog = '';
-  await until(async () => {
-    const { rows: tables } = await db.query(`SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'outbox'`);
-    if (tables.length === 0) throw new Error('no outbox table in this database');
-    const { rows } = await db.query(
-      tables.map((table) => `SELECT '${table.schema}' AS schema, count(*)::int AS rows FROM "${table.schema}".outbox`).join(' UNION ALL '),
-    );
-    backlog = rows.filter((row) => row.rows > 0).map((row) => `${row.schema}: ${row.rows}`).join(', ');
-    return backlog === '';
-  }, timeoutMs, () => `timed out waiting for empty outboxes (still waiting: ${backlog})`);
+  await until(
+    async () => {
+      const { rows: tables } = await db.query(
+        `SELECT table_schema AS schema FROM information_schema.tables WHERE table_name = 'outbox'`,
+      );
+      if (tables.length === 0) throw new Error('no outbox table in this database');
+      const { rows } = await db.query(
+        tables
+          .map((table) => `SELECT '${table.schema}' AS schema, count(*)::int AS rows FROM "${table.schema}".outbox`)
+          .join(' UNION ALL '),
+      );
+      backlog = rows
+        .filter((row) => row.rows > 0)
+        .map((row) => `${row.schema}: ${row.rows}`)
+        .join(', ');
+      return backlog === '';
+    },
+    timeoutMs,
+    () => `timed out waiting for empty outboxes (still waiting: ${backlog})`,
+  );
 }
 
 export interface TestQueue {
@@ -72,7 +83,10 @@ export interface TestQueue {
  * `events` would also reach the services' queues (`event-log.recorder` is bound to `#`) and
  * change what the system records.
  */
-export async function bindTestQueue(patterns: string[] = ['#'], { exchange = EVENTS_EXCHANGE }: { exchange?: string } = {}): Promise<TestQueue> {
+export async function bindTestQueue(
+  patterns: string[] = ['#'],
+  { exchange = EVENTS_EXCHANGE }: { exchange?: string } = {},
+): Promise<TestQueue> {
   const connection = new Connection({ url: TEST_AMQP_URL, connectionName: 'test-queue' });
   const messages: AsyncMessage[] = [];
   const markersSent = new Set<string>();
@@ -102,14 +116,22 @@ export async function bindTestQueue(patterns: string[] = ['#'], { exchange = EVE
     markersSent.add(marker);
     // The default exchange routes by queue name: only this queue gets it.
     await publisher.send({ exchange: '', routingKey: queue, messageId: marker, type: 'test.marker' }, 'marker');
-    await until(() => markersArrived.has(marker), timeoutMs, () => `timed out waiting for the marker sent to ${queue} to come back (${messages.length} messages so far)`);
+    await until(
+      () => markersArrived.has(marker),
+      timeoutMs,
+      () => `timed out waiting for the marker sent to ${queue} to come back (${messages.length} messages so far)`,
+    );
   };
 
   return {
     name: queue,
     messages,
     async waitFor(count, timeoutMs = 10_000) {
-      await until(() => messages.length >= count, timeoutMs, () => `expected ${count} messages, got ${messages.length}: ${messages.map((m) => m.routingKey).join(', ')}`);
+      await until(
+        () => messages.length >= count,
+        timeoutMs,
+        () => `expected ${count} messages, got ${messages.length}: ${messages.map((m) => m.routingKey).join(', ')}`,
+      );
       return messages.slice(0, count);
     },
     drain,

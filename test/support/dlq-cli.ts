@@ -14,10 +14,14 @@ export interface DlqResult {
 /** `npm run dlq -- …` as an operator runs it, with the services' configuration in `env`; never throws on a non-zero exit. */
 export async function runDlq(args: string[], env: Record<string, string>): Promise<DlqResult> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/dlq.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-    });
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/dlq.ts', ...args],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };

@@ -16,7 +16,9 @@ export const TEST_AMQP_URL = process.env.TEST_AMQP_URL ?? `amqp://guest:guest@12
  * checks that what the tests and the bench delete there stays (only when TEST_AMQP_URL is
  * the default, since `scripts/ensure-services.sh` creates it then).
  */
-export const NEIGHBOUR_AMQP_URL = process.env.TEST_AMQP_URL ? undefined : 'amqp://guest:guest@127.0.0.1:5672/defect-control-test-neighbour';
+export const NEIGHBOUR_AMQP_URL = process.env.TEST_AMQP_URL
+  ? undefined
+  : 'amqp://guest:guest@127.0.0.1:5672/defect-control-test-neighbour';
 
 /** TEST_AMQP_URL's broker address, for a TCP proxy in front of it. */
 export function testBrokerAddress(): { host: string; port: number } {

@@ -16,15 +16,22 @@ import { eventually, type TestSystem } from './test-system.ts';
 export type MailCounter = (address: string) => number | Promise<number>;
 
 /** Mail the SMTP sink received for an address (RCPT TO). */
-export const smtpMailCounter = (sink: SmtpSink): MailCounter => (address) => sink.to(address).length;
+export const smtpMailCounter =
+  (sink: SmtpSink): MailCounter =>
+  (address) =>
+    sink.to(address).length;
 
 /** The .eml files under `DATA_DIR/mail` addressed to an address (mail without SMTP_URL). */
-export const emlMailCounter = (dataDir: string): MailCounter => async (address) => {
-  const directory = path.join(dataDir, 'mail');
-  const names = (await fs.readdir(directory).catch(() => [] as string[])).filter((name) => name.endsWith('.eml'));
-  const mails = await Promise.all(names.map(async (name) => parseMail(await fs.readFile(path.join(directory, name), 'utf8'))));
-  return mails.filter((mail) => mail.to.toLowerCase().includes(`<${address.toLowerCase()}>`)).length;
-};
+export const emlMailCounter =
+  (dataDir: string): MailCounter =>
+  async (address) => {
+    const directory = path.join(dataDir, 'mail');
+    const names = (await fs.readdir(directory).catch(() => [] as string[])).filter((name) => name.endsWith('.eml'));
+    const mails = await Promise.all(
+      names.map(async (name) => parseMail(await fs.readFile(path.join(directory, name), 'utf8'))),
+    );
+    return mails.filter((mail) => mail.to.toLowerCase().includes(`<${address.toLowerCase()}>`)).length;
+  };
 
 export interface MailSentinel {
   /**
@@ -71,9 +78,9 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
         async () => {
           const response = await system.api.get(`/v1/events/${eventId}`, token);
           if (response.status !== 200) return false;
-          const delivery = (response.body.deliveries as Array<{ consumer: string; status: string; attempt: number }>).find(
-            (candidate) => candidate.consumer === CONSUMER_NAMES.notificationsEmail,
-          );
+          const delivery = (
+            response.body.deliveries as Array<{ consumer: string; status: string; attempt: number }>
+          ).find((candidate) => candidate.consumer === CONSUMER_NAMES.notificationsEmail);
           seen = delivery ? `${delivery.status} at attempt ${delivery.attempt}` : 'no delivery reported';
           return delivery?.status === 'handled';
         },
@@ -96,20 +103,35 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
         const reporter = await api.createUser('engineer');
         const assignees: [TestUser, TestUser] = [await api.createUser('engineer'), await api.createUser('engineer')];
         const project = await api.post('/v1/projects', { name: 'Сигнальный объект' }, reporter.token);
-        if (project.status !== 201) throw new Error(`sentinel project: ${project.status} ${JSON.stringify(project.body)}`);
+        if (project.status !== 201)
+          throw new Error(`sentinel project: ${project.status} ${JSON.stringify(project.body)}`);
         target = assignees[0];
         before = await mailsTo(emailOf(target));
-        const defect = await api.post('/v1/defects', { project_id: project.body.id, title: 'Сигнальный дефект', assignee_id: target.id }, reporter.token);
+        const defect = await api.post(
+          '/v1/defects',
+          { project_id: project.body.id, title: 'Сигнальный дефект', assignee_id: target.id },
+          reporter.token,
+        );
         if (defect.status !== 201) throw new Error(`sentinel defect: ${defect.status} ${JSON.stringify(defect.body)}`);
         parties = { reporter, assignees, defectId: defect.body.id };
       } else {
         target = parties.assignees[markers % 2 === 1 ? 0 : 1];
         before = await mailsTo(emailOf(target));
-        const moved = await api.patch(`/v1/defects/${parties.defectId}`, { assignee_id: target.id }, parties.reporter.token);
-        if (moved.status !== 200) throw new Error(`sentinel reassignment: ${moved.status} ${JSON.stringify(moved.body)}`);
+        const moved = await api.patch(
+          `/v1/defects/${parties.defectId}`,
+          { assignee_id: target.id },
+          parties.reporter.token,
+        );
+        if (moved.status !== 200)
+          throw new Error(`sentinel reassignment: ${moved.status} ${JSON.stringify(moved.body)}`);
       }
-      await eventually(async () => (await mailsTo(emailOf(target))) > before, timeoutMs, `the sentinel's marker mail #${markers} to ${emailOf(target)}`);
+      await eventually(
+        async () => (await mailsTo(emailOf(target))) > before,
+        timeoutMs,
+        `the sentinel's marker mail #${markers} to ${emailOf(target)}`,
+      );
     },
-    addresses: () => [...(parties ? [parties.reporter, ...parties.assignees] : []), ...(admin ? [admin] : [])].map(emailOf),
+    addresses: () =>
+      [...(parties ? [parties.reporter, ...parties.assignees] : []), ...(admin ? [admin] : [])].map(emailOf),
   };
 }

@@ -54,7 +54,9 @@ export async function startSmtpSink(): Promise<SmtpSink> {
         if (rule && rule.left > 0) {
           rule.left -= 1;
           refusals.set(key, (refusals.get(key) ?? 0) + 1);
-          const error = Object.assign(new Error(rule.code >= 500 ? 'Mailbox unavailable' : 'Try again later'), { responseCode: rule.code });
+          const error = Object.assign(new Error(rule.code >= 500 ? 'Mailbox unavailable' : 'Try again later'), {
+            responseCode: rule.code,
+          });
           return callback(error);
         }
         callback();
@@ -64,7 +66,10 @@ export async function startSmtpSink(): Promise<SmtpSink> {
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => {
           const raw = Buffer.concat(chunks).toString('utf8');
-          received.push({ ...parseMail(raw), recipients: session.envelope.rcptTo.map((rcpt) => rcpt.address.toLowerCase()) });
+          received.push({
+            ...parseMail(raw),
+            recipients: session.envelope.rcptTo.map((rcpt) => rcpt.address.toLowerCase()),
+          });
           callback();
         });
       },
@@ -187,15 +192,11 @@ function quotedPrintableBytes(text: string, underscoreIsSpace: boolean): Buffer 
 /** RFC 2047 encoded words; adjacent ones are joined (their bytes may split a character). */
 function decodeWords(value: string): string {
   const word = /=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g;
-  return value
-    .replace(/(\?=)\s+(?==\?)/g, '$1')
-    .replace(/(?:=\?[^?]+\?[BbQq]\?[^?]*\?=)+/g, (run) => {
-      const chunks: Buffer[] = [];
-      for (const [, , kind, text] of run.matchAll(word)) {
-        chunks.push(
-          kind.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : quotedPrintableBytes(text, true),
-        );
-      }
-      return Buffer.concat(chunks).toString('utf8');
-    });
+  return value.replace(/(\?=)\s+(?==\?)/g, '$1').replace(/(?:=\?[^?]+\?[BbQq]\?[^?]*\?=)+/g, (run) => {
+    const chunks: Buffer[] = [];
+    for (const [, , kind, text] of run.matchAll(word)) {
+      chunks.push(kind.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : quotedPrintableBytes(text, true));
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  });
 }

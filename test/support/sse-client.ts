@@ -30,12 +30,21 @@ export async function openEventStream(url: string, headers: Record<string, strin
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           const fields = Object.fromEntries(
-            block.split('\n').filter((line) => line && !line.startsWith(':')).map((line) => {
-              const colon = line.indexOf(':');
-              return [line.slice(0, colon), line.slice(colon + 1).trimStart()];
-            }),
+            block
+              .split('\n')
+              .filter((line) => line && !line.startsWith(':'))
+              .map((line) => {
+                const colon = line.indexOf(':');
+                return [line.slice(0, colon), line.slice(colon + 1).trimStart()];
+              }),
           );
-          if (fields.data) messages.push({ id: fields.id, event: fields.event, data: JSON.parse(fields.data), receivedAt: Date.now() });
+          if (fields.data)
+            messages.push({
+              id: fields.id,
+              event: fields.event,
+              data: JSON.parse(fields.data),
+              receivedAt: Date.now(),
+            });
         }
       }
     } catch {

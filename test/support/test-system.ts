@@ -87,7 +87,11 @@ async function dropDatabase(databaseUrl: string): Promise<void> {
 }
 
 /** Polls until check returns a truthy value (eventual effects: events, projections). */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000, what = "condition"): Promise<NonNullable<T>> {
+export async function eventually<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

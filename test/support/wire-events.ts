@@ -28,7 +28,9 @@ export function relayProperties(event: EventEnvelope, headers: Record<string, st
  * Publishes the events in the order given, pipelined on one channel (the broker keeps their
  * order), and waits for every confirm: copies listed next to each other go out back to back.
  */
-export async function publishEvents(events: Array<EventEnvelope | { event: EventEnvelope; headers: Record<string, string> }>): Promise<void> {
+export async function publishEvents(
+  events: Array<EventEnvelope | { event: EventEnvelope; headers: Record<string, string> }>,
+): Promise<void> {
   await withBroker(async (connection) => {
     const publisher = connection.createPublisher({ confirm: true });
     await Promise.all(
@@ -48,7 +50,13 @@ export async function publishReports(messages: Array<{ consumer: string; reports
     await Promise.all(
       messages.map(({ consumer, reports }) =>
         publisher.send(
-          { exchange: DELIVERIES_EXCHANGE, routingKey: consumer, durable: true, contentType: 'application/json', type: 'delivery.report' },
+          {
+            exchange: DELIVERIES_EXCHANGE,
+            routingKey: consumer,
+            durable: true,
+            contentType: 'application/json',
+            type: 'delivery.report',
+          },
           Buffer.from(JSON.stringify(reports)),
         ),
       ),

@@ -44,7 +44,9 @@ export function createTokenVerifier(key: CryptoKey | KeyObject | { jwksUrl: stri
 const VERIFIED_TOKENS_KEPT = 10_000;
 
 /** jwtVerify with the key, or with the key set it fetches (its overloads take one or the other). */
-function signatureVerifier(key: CryptoKey | KeyObject | { jwksUrl: string }): (token: string) => Promise<JWTVerifyResult> {
+function signatureVerifier(
+  key: CryptoKey | KeyObject | { jwksUrl: string },
+): (token: string) => Promise<JWTVerifyResult> {
   const options = { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, algorithms: [TOKEN_ALGORITHM] };
   if ('jwksUrl' in key) {
     const keySet = createRemoteJWKSet(new URL(key.jwksUrl));
@@ -57,7 +59,10 @@ function signatureVerifier(key: CryptoKey | KeyObject | { jwksUrl: string }): (t
  * A service apart from auth verifies tokens with JWT_PUBLIC_KEY when given, else with
  * the keys the auth service publishes at AUTH_URL.
  */
-export async function tokenVerifierFromConfig(config: { JWT_PUBLIC_KEY?: string; AUTH_URL?: string }): Promise<TokenVerifier> {
+export async function tokenVerifierFromConfig(config: {
+  JWT_PUBLIC_KEY?: string;
+  AUTH_URL?: string;
+}): Promise<TokenVerifier> {
   if (config.JWT_PUBLIC_KEY) {
     const { importSPKI } = await import('jose');
     return createTokenVerifier(await importSPKI(config.JWT_PUBLIC_KEY, TOKEN_ALGORITHM));

@@ -14,7 +14,11 @@ export const validationFailed = defineError(
   (message: string, extra: Record<string, unknown> = {}) => ({ message, extra }),
 );
 export const upstreamUnavailable = defineError('UPSTREAM_UNAVAILABLE', 503, (message: string) => message);
-export const routeNotFound = defineError('ROUTE_NOT_FOUND', 404, (method: string, path: string) => `No route ${method} ${path}`);
+export const routeNotFound = defineError(
+  'ROUTE_NOT_FOUND',
+  404,
+  (method: string, path: string) => `No route ${method} ${path}`,
+);
 export const internalError = defineError(
   'INTERNAL_ERROR',
   500,

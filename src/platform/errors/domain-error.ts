@@ -44,6 +44,9 @@ export function defineError<Args extends unknown[] = []>(
 }
 
 export function isDeclaredError(value: unknown): value is DeclaredError<unknown[]> {
-  return typeof value === 'function' && typeof (value as { code?: unknown }).code === 'string'
-    && typeof (value as { statusCode?: unknown }).statusCode === 'number';
+  return (
+    typeof value === 'function' &&
+    typeof (value as { code?: unknown }).code === 'string' &&
+    typeof (value as { statusCode?: unknown }).statusCode === 'number'
+  );
 }

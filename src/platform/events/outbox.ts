@@ -1,6 +1,13 @@
 import type { Database, Queryable } from '../db/database.ts';
 import type { Migration } from '../db/migrate.ts';
-import { contractViolation, EventContractViolation, isContractEventType, type ContractEvent, type EventData, type EventType } from '../../contracts/events.ts';
+import {
+  contractViolation,
+  EventContractViolation,
+  isContractEventType,
+  type ContractEvent,
+  type EventData,
+  type EventType,
+} from '../../contracts/events.ts';
 import { createEvent, type EventEnvelope } from './envelope.ts';
 
 /** Who caused the events of a change, and how to follow them (AMQP headers, never the body). */
@@ -17,7 +24,11 @@ export interface PendingEvents {
    * actor is the user it creates). Data that does not match the contract throws
    * EventContractViolation, naming the field, so the transaction rolls back.
    */
-  add<Type extends EventType>(eventType: Type, data: EventData<Type>, options?: { userId: number }): ContractEvent<Type>;
+  add<Type extends EventType>(
+    eventType: Type,
+    data: EventData<Type>,
+    options?: { userId: number },
+  ): ContractEvent<Type>;
 }
 
 export interface Outbox {
@@ -78,7 +89,10 @@ export const outboxMigrations: Migration[] = [
 ];
 
 /** How many committed events wait, and how long the oldest has (null when none). */
-export async function outboxBacklog(db: Queryable, schema: string): Promise<{ pending: number; oldestSeconds: number | null }> {
+export async function outboxBacklog(
+  db: Queryable,
+  schema: string,
+): Promise<{ pending: number; oldestSeconds: number | null }> {
   const { rows } = await db.query<{ pending: number; oldest: number | null }>(
     `SELECT count(*)::int AS pending, extract(epoch FROM now() - min(created_at))::float8 AS oldest
      FROM ${schema}.outbox`,
@@ -91,7 +105,8 @@ function collectEvents(context: EventContext) {
   const added: EventEnvelope[] = [];
   const events: PendingEvents = {
     add<Type extends EventType>(eventType: Type, data: EventData<Type>, options?: { userId: number }) {
-      if (!isContractEventType(eventType)) throw new EventContractViolation(`${String(eventType)} is not an event type of the contract`);
+      if (!isContractEventType(eventType))
+        throw new EventContractViolation(`${String(eventType)} is not an event type of the contract`);
       const violation = contractViolation(eventType, data, 'publish');
       if (violation) throw new EventContractViolation(violation);
       const event = createEvent(eventType, data, options?.userId ?? context.userId) as ContractEvent<Type>;
@@ -121,7 +136,11 @@ export function createOutbox(options: { db: Database; schema: string }): Outbox 
   const committed = () => listeners.forEach((listener) => listener());
 
   /** Runs fn with an event collector, then stores what it added, in tx. */
-  const recordEvents = async <T>(tx: Queryable, context: EventContext, fn: (tx: Queryable, events: PendingEvents) => Promise<T>) => {
+  const recordEvents = async <T>(
+    tx: Queryable,
+    context: EventContext,
+    fn: (tx: Queryable, events: PendingEvents) => Promise<T>,
+  ) => {
     const { events, added, insertParams } = collectEvents(context);
     const value = await fn(tx, events);
     if (added.length > 0) await tx.query(insertSql(1), insertParams());
@@ -138,7 +157,11 @@ export function createOutbox(options: { db: Database; schema: string }): Outbox 
       if (stored > 0) committed();
       return value;
     },
-    async statement<Row>(context: EventContext, change: { sql: string; params: unknown[] }, addEvents: (events: PendingEvents) => void) {
+    async statement<Row>(
+      context: EventContext,
+      change: { sql: string; params: unknown[] },
+      addEvents: (events: PendingEvents) => void,
+    ) {
       const { events, added, insertParams } = collectEvents(context);
       addEvents(events);
       if (added.length === 0) return (await db.query<Row>(change.sql, change.params)).rows;

@@ -15,7 +15,12 @@ export function pythonJsonDumps(value: unknown): string {
 }
 
 /** The seed's log line, once per published event. */
-export function formatEventLogLine(event: { event_type: string; event_id: string; user_id: unknown; data: unknown }): string {
+export function formatEventLogLine(event: {
+  event_type: string;
+  event_id: string;
+  user_id: unknown;
+  data: unknown;
+}): string {
   return `[EVENT] ${event.event_type} | ID: ${event.event_id} | User: ${pythonUserId(event.user_id)} | Data: ${pythonJsonDumps(event.data)}`;
 }
 

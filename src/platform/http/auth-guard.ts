@@ -30,7 +30,7 @@ export const authGuard = fp(
         request.user = await options.verifyToken(match[1]);
       } catch (error) {
         if (isKeySourceUnavailable(error)) {
-          throw upstreamUnavailable('Cannot verify tokens right now: the auth service\'s keys are unreachable');
+          throw upstreamUnavailable("Cannot verify tokens right now: the auth service's keys are unreachable");
         }
         throw unauthenticated('Invalid or expired token: sign in again at /v1/auth/token');
       }

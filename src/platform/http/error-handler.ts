@@ -28,7 +28,12 @@ export function handleError(error: FastifyError | DomainError | Error, request: 
   }
   if (status && [502, 503, 504].includes(status)) {
     request.log.warn({ err: error }, 'upstream unavailable');
-    return sendProblem(reply, status, fastifyError.code ?? 'UPSTREAM_UNAVAILABLE', `Service unavailable: ${fastifyError.message}`);
+    return sendProblem(
+      reply,
+      status,
+      fastifyError.code ?? 'UPSTREAM_UNAVAILABLE',
+      `Service unavailable: ${fastifyError.message}`,
+    );
   }
   request.log.error({ err: error }, 'unhandled error');
   return sendError(reply, internalError());
@@ -63,14 +68,30 @@ function sendProblem(
   return reply
     .code(status)
     .type('application/problem+json; charset=utf-8')
-    .send({ detail, status, title: titleOf(status), code, ...extra, instance: reply.request.url, request_id: reply.request.id });
+    .send({
+      detail,
+      status,
+      title: titleOf(status),
+      code,
+      ...extra,
+      instance: reply.request.url,
+      request_id: reply.request.id,
+    });
 }
 
 function titleOf(status: number): string {
   const titles: Record<number, string> = {
-    400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-    409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
-    500: 'Internal Server Error', 503: 'Service Unavailable',
+    400: 'Bad Request',
+    401: 'Unauthorized',
+    403: 'Forbidden',
+    404: 'Not Found',
+    405: 'Method Not Allowed',
+    409: 'Conflict',
+    413: 'Payload Too Large',
+    415: 'Unsupported Media Type',
+    422: 'Unprocessable Content',
+    500: 'Internal Server Error',
+    503: 'Service Unavailable',
   };
   return titles[status] ?? 'Error';
 }

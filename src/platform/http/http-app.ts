@@ -21,7 +21,13 @@ declare module 'fastify' {
 }
 import { validatorCompiler } from './validation.ts';
 
-export type HttpApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+export type HttpApp = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
 
 export interface ReadinessCheck {
   name: string;
@@ -71,7 +77,11 @@ export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
   });
   app.addHook('onResponse', async (request, reply) => {
     if (OPERATIONS_ROUTES.has(request.routeOptions.url ?? '')) return; // scrapes and probes are not traffic
-    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    const labels = {
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    };
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
     request.log.info(

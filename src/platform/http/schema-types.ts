@@ -20,8 +20,10 @@ export const Page = <Item extends TSchema>(item: Item) =>
   });
 
 /** One of fixed strings, as a JSON-schema enum (clear errors and OpenAPI, unlike a union of literals). */
-export const StringEnum = <const Values extends readonly string[]>(values: Values, options: { description?: string } = {}) =>
-  Type.Unsafe<Values[number]>({ type: 'string', enum: [...values], ...options });
+export const StringEnum = <const Values extends readonly string[]>(
+  values: Values,
+  options: { description?: string } = {},
+) => Type.Unsafe<Values[number]>({ type: 'string', enum: [...values], ...options });
 
 /** A timestamp column: a Date in code, ISO 8601 on the wire. */
 export const Timestamp = Type.Unsafe<Date>({ type: 'string', format: 'date-time' });

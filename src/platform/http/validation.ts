@@ -22,7 +22,11 @@ export const validatorCompiler: FastifySchemaCompiler<AnySchema> = ({ schema, ht
 export function describeValidationErrors(errors: Array<Partial<ErrorObject>>, context: string) {
   return errors.map((error) => {
     const location = `${context}${error.instancePath ?? ''}`.replaceAll('/', '.');
-    const params = (error.params ?? {}) as { additionalProperty?: string; missingProperty?: string; allowedValues?: unknown[] };
+    const params = (error.params ?? {}) as {
+      additionalProperty?: string;
+      missingProperty?: string;
+      allowedValues?: unknown[];
+    };
     if (error.keyword === 'additionalProperties') {
       return { loc: location, msg: `unknown field '${params.additionalProperty}'` };
     }

@@ -28,33 +28,91 @@ export function createMetrics() {
 
   const metrics = {
     registry,
-    eventsPublished: new Counter({ name: 'events_published_total', help: 'Events published to the broker and confirmed', labelNames: ['service', 'event_type'], registers }),
-    publishErrors: new Counter({ name: 'events_publish_errors_total', help: 'Relay batches the broker did not take', labelNames: ['service'], registers }),
+    eventsPublished: new Counter({
+      name: 'events_published_total',
+      help: 'Events published to the broker and confirmed',
+      labelNames: ['service', 'event_type'],
+      registers,
+    }),
+    publishErrors: new Counter({
+      name: 'events_publish_errors_total',
+      help: 'Relay batches the broker did not take',
+      labelNames: ['service'],
+      registers,
+    }),
     outboxPending: new Gauge({
-      name: 'outbox_pending_events', help: 'Committed events not yet published', labelNames: ['service'], registers,
+      name: 'outbox_pending_events',
+      help: 'Committed events not yet published',
+      labelNames: ['service'],
+      registers,
       async collect() {
-        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).pending);
+        for (const outbox of outboxes)
+          this.set(
+            { service: outbox.service },
+            (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).pending,
+          );
       },
     }),
     outboxOldestAge: new Gauge({
-      name: 'outbox_oldest_pending_age_seconds', help: 'Age of the oldest unpublished event (0 when none)', labelNames: ['service'], registers,
+      name: 'outbox_oldest_pending_age_seconds',
+      help: 'Age of the oldest unpublished event (0 when none)',
+      labelNames: ['service'],
+      registers,
       async collect() {
-        for (const outbox of outboxes) this.set({ service: outbox.service }, (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).oldestSeconds ?? 0);
+        for (const outbox of outboxes)
+          this.set(
+            { service: outbox.service },
+            (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).oldestSeconds ?? 0,
+          );
       },
     }),
-    eventsConsumed: new Counter({ name: 'events_consumed_total', help: 'Deliveries by outcome', labelNames: ['consumer', 'event_type', 'result'], registers }),
-    handlerDuration: new Histogram({ name: 'event_handler_duration_seconds', help: 'Time in the handler, its transaction included', labelNames: ['consumer', 'event_type'], buckets: LATENCY_BUCKETS, registers }),
-    deliveryLatency: new Histogram({ name: 'event_delivery_latency_seconds', help: "From the event's timestamp to handled", labelNames: ['consumer'], buckets: LATENCY_BUCKETS, registers }),
+    eventsConsumed: new Counter({
+      name: 'events_consumed_total',
+      help: 'Deliveries by outcome',
+      labelNames: ['consumer', 'event_type', 'result'],
+      registers,
+    }),
+    handlerDuration: new Histogram({
+      name: 'event_handler_duration_seconds',
+      help: 'Time in the handler, its transaction included',
+      labelNames: ['consumer', 'event_type'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    deliveryLatency: new Histogram({
+      name: 'event_delivery_latency_seconds',
+      help: "From the event's timestamp to handled",
+      labelNames: ['consumer'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
     deadLetterMessages: new Gauge({
-      name: 'dead_letter_messages', help: "Messages parked in a consumer's dead-letter queue", labelNames: ['consumer'], registers,
+      name: 'dead_letter_messages',
+      help: "Messages parked in a consumer's dead-letter queue",
+      labelNames: ['consumer'],
+      registers,
       async collect() {
         for (const source of deadLetterSources) {
-          this.set({ consumer: source.consumer }, await withTimeout(source.queues.count(source.consumer), SCRAPE_TIMEOUT_MS).catch(() => Number.NaN));
+          this.set(
+            { consumer: source.consumer },
+            await withTimeout(source.queues.count(source.consumer), SCRAPE_TIMEOUT_MS).catch(() => Number.NaN),
+          );
         }
       },
     }),
-    httpRequests: new Counter({ name: 'http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers }),
-    httpDuration: new Histogram({ name: 'http_request_duration_seconds', help: 'HTTP request durations by route and status', labelNames: ['method', 'route', 'status'], buckets: LATENCY_BUCKETS, registers }),
+    httpRequests: new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request durations by route and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
 
     watchOutbox(service: string, schema: string, db: Queryable) {
       outboxes.push({ service, schema, db });

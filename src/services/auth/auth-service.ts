@@ -37,13 +37,17 @@ export function createAuthService(deps: {
     try {
       return await outbox.transaction({ userId: null, ...context }, async (tx, events) => {
         const user = await usersRepository.insert(tx, { ...registration, password_hash, role });
-        events.add('user.registered', {
-          user_id: user.id,
-          username: user.username,
-          email: user.email,
-          full_name: user.full_name,
-          role: user.role,
-        }, { userId: user.id });
+        events.add(
+          'user.registered',
+          {
+            user_id: user.id,
+            username: user.username,
+            email: user.email,
+            full_name: user.full_name,
+            role: user.role,
+          },
+          { userId: user.id },
+        );
         return user;
       });
     } catch (error) {
@@ -90,7 +94,12 @@ export function createAuthService(deps: {
         if (!before) return undefined;
         const user = await usersRepository.updateRole(tx, id, role);
         if (before.role !== role) {
-          events.add('user.role_changed', { user_id: id, old_role: before.role, new_role: role, changed_by: actor.user.id });
+          events.add('user.role_changed', {
+            user_id: id,
+            old_role: before.role,
+            new_role: role,
+            changed_by: actor.user.id,
+          });
         }
         return user;
       }),
@@ -109,7 +118,8 @@ export function createAuthService(deps: {
         return user;
       } catch (error) {
         // Another replica created it at the same moment.
-        if ((error as { code?: string }).code === 'USERNAME_TAKEN') return usersRepository.findCredentials(db, credentials.username);
+        if ((error as { code?: string }).code === 'USERNAME_TAKEN')
+          return usersRepository.findCredentials(db, credentials.username);
         throw error;
       }
     },

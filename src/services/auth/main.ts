@@ -7,7 +7,10 @@ import { loadSigningKeys } from './signing-keys.ts';
 runMain('auth', async (config, log) => {
   const keys = await loadSigningKeys({ privateKeyPem: config.JWT_PRIVATE_KEY, dataDir: config.DATA_DIR });
   return startHost({
-    config, log, name: 'auth', port: config.PORT ?? 8001,
+    config,
+    log,
+    name: 'auth',
+    port: config.PORT ?? 8001,
     verifyToken: createTokenVerifier(keys.publicKey),
     modules: (deps) => [createAuthModule({ ...deps, keys })],
   });

@@ -12,53 +12,99 @@ const secured = { security: [{ bearer: [] }] };
 
 export function authRoutes(auth: AuthService) {
   return async (app: HttpApp) => {
-    app.post('/v1/auth/token', {
-      schema: {
-        tags,
-        summary: 'Sign in (OAuth2 password flow, form-encoded)',
-        consumes: ['application/x-www-form-urlencoded', 'application/json'],
-        body: TokenBody,
-        response: { 200: TokenResponse },
+    app.post(
+      '/v1/auth/token',
+      {
+        schema: {
+          tags,
+          summary: 'Sign in (OAuth2 password flow, form-encoded)',
+          consumes: ['application/x-www-form-urlencoded', 'application/json'],
+          body: TokenBody,
+          response: { 200: TokenResponse },
+        },
       },
-    }, async (request, reply) => {
-      reply.header('cache-control', 'no-store');
-      return auth.issueToken(request.body.username, request.body.password);
-    });
+      async (request, reply) => {
+        reply.header('cache-control', 'no-store');
+        return auth.issueToken(request.body.username, request.body.password);
+      },
+    );
 
-    app.post('/v1/auth/register', {
-      schema: { tags, summary: 'Create an account (role engineer)', body: RegisterBody, response: { 201: UserSchema } },
-    }, async (request, reply) => {
-      const user = await auth.register(request.body, tracingOf(request));
-      return reply.code(201).send(user);
-    });
+    app.post(
+      '/v1/auth/register',
+      {
+        schema: {
+          tags,
+          summary: 'Create an account (role engineer)',
+          body: RegisterBody,
+          response: { 201: UserSchema },
+        },
+      },
+      async (request, reply) => {
+        const user = await auth.register(request.body, tracingOf(request));
+        return reply.code(201).send(user);
+      },
+    );
 
-    app.get('/v1/auth/jwks.json', {
-      schema: { tags, summary: 'Public keys that verify access tokens' },
-    }, async () => ({ keys: [auth.publicJwk] }));
+    app.get(
+      '/v1/auth/jwks.json',
+      {
+        schema: { tags, summary: 'Public keys that verify access tokens' },
+      },
+      async () => ({ keys: [auth.publicJwk] }),
+    );
 
-    app.get('/v1/users/me', {
-      onRequest: app.authenticate,
-      schema: { tags: ['users'], summary: 'The signed-in user', ...secured, response: { 200: UserSchema } },
-    }, async (request) => auth.getUser(request.user.id));
+    app.get(
+      '/v1/users/me',
+      {
+        onRequest: app.authenticate,
+        schema: { tags: ['users'], summary: 'The signed-in user', ...secured, response: { 200: UserSchema } },
+      },
+      async (request) => auth.getUser(request.user.id),
+    );
 
-    app.get('/v1/users', {
-      onRequest: app.authenticate,
-      schema: { tags: ['users'], summary: 'List users', ...secured, querystring: Type.Object(PageQuery, { additionalProperties: false }), response: { 200: Page(UserSchema) } },
-    }, async (request) => auth.listUsers(request.query));
+    app.get(
+      '/v1/users',
+      {
+        onRequest: app.authenticate,
+        schema: {
+          tags: ['users'],
+          summary: 'List users',
+          ...secured,
+          querystring: Type.Object(PageQuery, { additionalProperties: false }),
+          response: { 200: Page(UserSchema) },
+        },
+      },
+      async (request) => auth.listUsers(request.query),
+    );
 
-    app.get('/v1/users/:id', {
-      onRequest: app.authenticate,
-      schema: { tags: ['users'], summary: 'A user', ...secured, params: UserIdParams, response: { 200: UserSchema } },
-    }, async (request) => auth.getUser(request.params.id));
+    app.get(
+      '/v1/users/:id',
+      {
+        onRequest: app.authenticate,
+        schema: { tags: ['users'], summary: 'A user', ...secured, params: UserIdParams, response: { 200: UserSchema } },
+      },
+      async (request) => auth.getUser(request.params.id),
+    );
 
-    app.patch('/v1/users/:id', {
-      onRequest: app.authenticate,
-      schema: { tags: ['users'], summary: 'Change a user\'s role (admins)', ...secured, params: UserIdParams, body: RoleChangeBody, response: { 200: UserSchema } },
-    }, async (request) => {
-      if (request.user.role !== 'admin') throw forbidden('Only an admin may change roles');
-      const user = await auth.changeRole(request.params.id, request.body.role, actorOf(request));
-      if (!user) throw userNotFound(request.params.id);
-      return user;
-    });
+    app.patch(
+      '/v1/users/:id',
+      {
+        onRequest: app.authenticate,
+        schema: {
+          tags: ['users'],
+          summary: "Change a user's role (admins)",
+          ...secured,
+          params: UserIdParams,
+          body: RoleChangeBody,
+          response: { 200: UserSchema },
+        },
+      },
+      async (request) => {
+        if (request.user.role !== 'admin') throw forbidden('Only an admin may change roles');
+        const user = await auth.changeRole(request.params.id, request.body.role, actorOf(request));
+        if (!user) throw userNotFound(request.params.id);
+        return user;
+      },
+    );
   };
 }

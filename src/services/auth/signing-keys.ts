@@ -16,7 +16,8 @@ export interface SigningKeys {
  * start so that tokens survive restarts. Only the auth service holds the private key.
  */
 export async function loadSigningKeys(options: { privateKeyPem?: string; dataDir: string }): Promise<SigningKeys> {
-  const pem = options.privateKeyPem ?? (await readOrCreatePrivateKey(path.join(options.dataDir, 'keys', 'jwt-private.pem')));
+  const pem =
+    options.privateKeyPem ?? (await readOrCreatePrivateKey(path.join(options.dataDir, 'keys', 'jwt-private.pem')));
   const privateKey = await importPKCS8(pem, TOKEN_ALGORITHM);
   const publicKey = createPublicKey(pem);
   const publicJwk = { ...(await exportJWK(publicKey)), alg: TOKEN_ALGORITHM, use: 'sig', kid: 'auth-1' };

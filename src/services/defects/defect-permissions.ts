@@ -13,7 +13,11 @@ export function assertMayReport(user: AuthenticatedUser): void {
 }
 
 /** The reporter, the assignee, the project's owner and admins change a defect. */
-export function assertMayChange(user: AuthenticatedUser, defect: DefectParties, projectOwnerId: number | undefined): void {
+export function assertMayChange(
+  user: AuthenticatedUser,
+  defect: DefectParties,
+  projectOwnerId: number | undefined,
+): void {
   const involved = user.id === defect.reporter_id || user.id === defect.assignee_id || user.id === projectOwnerId;
   if (user.role !== 'admin' && !(involved && user.role !== 'observer')) {
     throw forbidden(`Only the reporter, the assignee, the project's owner or an admin may change defect ${defect.id}`);
@@ -21,7 +25,11 @@ export function assertMayChange(user: AuthenticatedUser, defect: DefectParties, 
 }
 
 /** The project's owner and admins delete defects; an observer (even a demoted owner) only reads. */
-export function assertMayDelete(user: AuthenticatedUser, defect: DefectParties, projectOwnerId: number | undefined): void {
+export function assertMayDelete(
+  user: AuthenticatedUser,
+  defect: DefectParties,
+  projectOwnerId: number | undefined,
+): void {
   if (user.role !== 'admin' && !(user.id === projectOwnerId && user.role !== 'observer')) {
     throw forbidden(`Only the project's owner or an admin may delete defect ${defect.id}`);
   }

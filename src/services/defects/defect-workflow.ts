@@ -8,11 +8,11 @@ export const DEFAULT_PRIORITY: DefectPriority = 'Средний';
 
 /** The workflow: from each status, the statuses a defect may move to next. */
 export const TRANSITIONS: Readonly<Record<DefectStatus, readonly DefectStatus[]>> = {
-  'Новая': ['В работе', 'Отменена'],
+  Новая: ['В работе', 'Отменена'],
   'В работе': ['Решена', 'Отменена'],
-  'Решена': ['Закрыта', 'В работе'],
-  'Закрыта': ['В работе'],
-  'Отменена': ['Новая'],
+  Решена: ['Закрыта', 'В работе'],
+  Закрыта: ['В работе'],
+  Отменена: ['Новая'],
 };
 
 export function assertTransitionAllowed(from: DefectStatus, to: DefectStatus): void {

@@ -45,7 +45,10 @@ export const defectsRepository = {
     );
     const { id, project } = rows[0];
     // row_to_json writes the timestamp as text.
-    return { id, known: project ? { ...project, deleted_at: project.deleted_at && new Date(project.deleted_at) } : undefined };
+    return {
+      id,
+      known: project ? { ...project, deleted_at: project.deleted_at && new Date(project.deleted_at) } : undefined,
+    };
   },
 
   /** The INSERT of a defect with a reserved id, as a statement to run (with its events). */
@@ -86,7 +89,9 @@ export const defectsRepository = {
 
   /** Deletes a project's defects; their ids, in order. */
   async deleteOfProject(db: Queryable, projectId: number): Promise<number[]> {
-    const { rows } = await db.query<{ id: number }>('DELETE FROM defects.defects WHERE project_id = $1 RETURNING id', [projectId]);
+    const { rows } = await db.query<{ id: number }>('DELETE FROM defects.defects WHERE project_id = $1 RETURNING id', [
+      projectId,
+    ]);
     return rows.map((row) => row.id).sort((a, b) => a - b);
   },
 

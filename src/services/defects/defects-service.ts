@@ -10,7 +10,13 @@ import {
   type DefectPriority,
   type DefectStatus,
 } from './defect-workflow.ts';
-import { defectsRepository, type Defect, type DefectFields, type DefectFilter, type NewDefectRow } from './defects-repository.ts';
+import {
+  defectsRepository,
+  type Defect,
+  type DefectFields,
+  type DefectFilter,
+  type NewDefectRow,
+} from './defects-repository.ts';
 import { defectNotFound, projectNotFound } from './errors.ts';
 import type { ProjectDirectory } from './project-directory.ts';
 
@@ -63,17 +69,22 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
         assignee_id: input.assignee_id ?? null,
         due_date: input.due_date ?? null,
       };
-      const [created] = await outbox.statement<Defect>(eventContextOf(actor), defectsRepository.insertStatement(defect), (events) => {
-        events.add('defect.created', {
-          defect_id: defect.id,
-          title: defect.title,
-          status: defect.status,
-          priority: defect.priority,
-          project_id: defect.project_id,
-          reporter_id: defect.reporter_id,
-        });
-        if (defect.assignee_id !== null) publishAssignment(events, { id: defect.id, assignee_id: defect.assignee_id }, actor.user.id);
-      });
+      const [created] = await outbox.statement<Defect>(
+        eventContextOf(actor),
+        defectsRepository.insertStatement(defect),
+        (events) => {
+          events.add('defect.created', {
+            defect_id: defect.id,
+            title: defect.title,
+            status: defect.status,
+            priority: defect.priority,
+            project_id: defect.project_id,
+            reporter_id: defect.reporter_id,
+          });
+          if (defect.assignee_id !== null)
+            publishAssignment(events, { id: defect.id, assignee_id: defect.assignee_id }, actor.user.id);
+        },
+      );
       return created;
     },
 
@@ -138,7 +149,11 @@ function publishChange(events: PendingEvents, before: Defect, after: Defect, use
     publishAssignment(events, { id: after.id, assignee_id: after.assignee_id }, userId);
   }
   if (after.assignee_id === null && before.assignee_id !== null) {
-    events.add('defect.unassigned', { defect_id: after.id, previous_assignee_id: before.assignee_id, unassigned_by: userId });
+    events.add('defect.unassigned', {
+      defect_id: after.id,
+      previous_assignee_id: before.assignee_id,
+      unassigned_by: userId,
+    });
   }
 }
 

@@ -5,9 +5,13 @@ import { createDefectsModule } from './defects-module.ts';
 import { projectLookupOverHttp } from './project-directory.ts';
 
 runMain('defects', async (config, log) => {
-  if (!config.PROJECTS_URL) throw new Error('Set PROJECTS_URL: the defects service asks it about projects it has not heard of yet');
+  if (!config.PROJECTS_URL)
+    throw new Error('Set PROJECTS_URL: the defects service asks it about projects it has not heard of yet');
   return startHost({
-    config, log, name: 'defects', port: config.PORT ?? 8003,
+    config,
+    log,
+    name: 'defects',
+    port: config.PORT ?? 8003,
     verifyToken: await tokenVerifierFromConfig(config),
     modules: (deps) => [createDefectsModule({ ...deps, lookupProject: projectLookupOverHttp(config.PROJECTS_URL!) })],
   });

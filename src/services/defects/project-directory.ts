@@ -29,7 +29,12 @@ export function projectLookupOverHttp(projectsUrl: string): ProjectLookup {
   return async (id, actor) => {
     const response = await request(`${projectsUrl}/v1/projects/${id}`, {
       // On the caller's behalf, and followed as part of the caller's request.
-      headers: { authorization: actor.authorization, 'x-request-id': actor.requestId, traceparent: actor.traceparent, accept: 'application/json' },
+      headers: {
+        authorization: actor.authorization,
+        'x-request-id': actor.requestId,
+        traceparent: actor.traceparent,
+        accept: 'application/json',
+      },
       headersTimeout: 5_000,
       bodyTimeout: 5_000,
     }).catch((error: Error) => {
@@ -66,7 +71,11 @@ export function createProjectDirectory(deps: { db: Database; lookupProject: Proj
     return rows[0];
   };
 
-  const resolveFrom = async (known: KnownProject | undefined, id: number, actor: Actor): Promise<KnownProject | undefined> => {
+  const resolveFrom = async (
+    known: KnownProject | undefined,
+    id: number,
+    actor: Actor,
+  ): Promise<KnownProject | undefined> => {
     if (known) return known.deleted_at ? undefined : known;
     const fetched = await deps.lookupProject(id, actor);
     if (!fetched) return undefined;
@@ -86,9 +95,13 @@ export function createProjectDirectory(deps: { db: Database; lookupProject: Proj
     /** Consumer handlers keeping the copy current; each is safe in any order. */
     handlers: {
       'project.created': (tx, event) =>
-        remember(tx, { id: event.data.project_id, name: event.data.name, owner_id: event.data.owner_id }).then(() => undefined),
+        remember(tx, { id: event.data.project_id, name: event.data.name, owner_id: event.data.owner_id }).then(
+          () => undefined,
+        ),
       'project.updated': (tx, event) =>
-        tx.query('UPDATE defects.known_projects SET name = $2 WHERE id = $1', [event.data.project_id, event.data.name]).then(() => undefined),
+        tx
+          .query('UPDATE defects.known_projects SET name = $2 WHERE id = $1', [event.data.project_id, event.data.name])
+          .then(() => undefined),
       'project.deleted': (tx, event) =>
         tx
           .query(

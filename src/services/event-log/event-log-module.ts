@@ -62,7 +62,8 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
             await Promise.all(stored.map((report) => reportWriter.add(report)));
             return { kind: 'ack' };
           } catch (error) {
-            if (message.attempt > REPORT_RETRIES) return { kind: 'park', reason: 'retries_exhausted', error: String(error) };
+            if (message.attempt > REPORT_RETRIES)
+              return { kind: 'park', reason: 'retries_exhausted', error: String(error) };
             return { kind: 'retry', delayMs: REPORT_RETRY_MS, error: String(error) };
           }
         },

@@ -26,7 +26,9 @@ export const eventStore = {
       const data = event.data;
       return { event, projectId: integerOrNull(data.project_id), defectId: integerOrNull(data.defect_id) };
     });
-    const created = rows.filter((row) => row.event.event_type === 'defect.created' && row.defectId !== null && row.projectId !== null);
+    const created = rows.filter(
+      (row) => row.event.event_type === 'defect.created' && row.defectId !== null && row.projectId !== null,
+    );
     if (created.length > 0) {
       await tx.query(
         'INSERT INTO event_log.defect_projects (defect_id, project_id) SELECT * FROM unnest($1::int[], $2::int[]) ON CONFLICT DO NOTHING',
@@ -69,7 +71,13 @@ export const eventStore = {
   },
 
   /** Oldest first, after `afterSeq` (the stream's catch-up and the defect history). */
-  async listAfter(db: Queryable, filter: EventFilter, afterSeq: number, limit: number, untilSeq?: number): Promise<RecordedEvent[]> {
+  async listAfter(
+    db: Queryable,
+    filter: EventFilter,
+    afterSeq: number,
+    limit: number,
+    untilSeq?: number,
+  ): Promise<RecordedEvent[]> {
     const { where, params } = filterToSql(filter, 4);
     // The bound as a parameter: statements are prepared by their text, which must not vary.
     const { rows } = await db.query<RecordedEvent>(
@@ -94,7 +102,9 @@ export const eventStore = {
   },
 
   async findById(db: Queryable, eventId: string): Promise<RecordedEvent | undefined> {
-    const { rows } = await db.query<RecordedEvent>(`SELECT ${COLUMNS} FROM event_log.events WHERE event_id = $1`, [eventId]);
+    const { rows } = await db.query<RecordedEvent>(`SELECT ${COLUMNS} FROM event_log.events WHERE event_id = $1`, [
+      eventId,
+    ]);
     return rows[0];
   },
 
@@ -115,8 +125,17 @@ export const eventStore = {
          status = EXCLUDED.status, attempt = EXCLUDED.attempt, next_attempt_at = EXCLUDED.next_attempt_at,
          last_error = EXCLUDED.last_error, reason = EXCLUDED.reason, reported_at = EXCLUDED.reported_at
        WHERE event_log.deliveries.reported_at <= EXCLUDED.reported_at`,
-      [column('event_id'), column('consumer'), column('event_type'), column('status'), column('attempt'),
-        column('next_attempt_at'), column('error'), column('reason'), column('at')],
+      [
+        column('event_id'),
+        column('consumer'),
+        column('event_type'),
+        column('status'),
+        column('attempt'),
+        column('next_attempt_at'),
+        column('error'),
+        column('reason'),
+        column('at'),
+      ],
     );
   },
 

@@ -52,7 +52,12 @@ export function createEventStream(deps: { db: Database; log: Logger }): EventStr
 
   return {
     async follow(filter, lastSeq, send) {
-      const client: StreamClient = { filter, cursor: lastSeq ?? (await currentPosition(db, position)), live: false, send };
+      const client: StreamClient = {
+        filter,
+        cursor: lastSeq ?? (await currentPosition(db, position)),
+        live: false,
+        send,
+      };
       clients.add(client);
       timer ??= setInterval(wake, POLL_INTERVAL_MS).unref();
       await catchUp(db, client, position);

@@ -5,7 +5,10 @@ import { createEventLogModule } from './event-log-module.ts';
 
 runMain('event-log', async (config, log) =>
   startHost({
-    config, log, name: 'event-log', port: config.PORT ?? 8005,
+    config,
+    log,
+    name: 'event-log',
+    port: config.PORT ?? 8005,
     verifyToken: await tokenVerifierFromConfig(config),
     modules: (deps) => [createEventLogModule(deps)],
   }),

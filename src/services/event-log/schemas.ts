@@ -4,7 +4,14 @@ import { PageQuery, StringEnum, Timestamp } from '../../platform/http/schema-typ
 const Id = Type.Integer({ minimum: 1, maximum: 2147483647 });
 
 export const EventFilterQuery = {
-  event_type: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^([a-z_]+|\\*|#)(\\.([a-z_]+|\\*|#))*$', description: 'an event type or a topic pattern: defect.*, #.deleted' })),
+  event_type: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 100,
+      pattern: '^([a-z_]+|\\*|#)(\\.([a-z_]+|\\*|#))*$',
+      description: 'an event type or a topic pattern: defect.*, #.deleted',
+    }),
+  ),
   project_id: Type.Optional(Id),
   defect_id: Type.Optional(Id),
   user_id: Type.Optional(Id),
@@ -15,7 +22,12 @@ export const EventFilterQuery = {
 export const EventListQuery = Type.Object({ ...PageQuery, ...EventFilterQuery }, { additionalProperties: false });
 
 export const StreamQuery = Type.Object(
-  { ...EventFilterQuery, last_event_id: Type.Optional(Type.Integer({ minimum: 0, description: 'resume after this stream id (or send Last-Event-ID)' })) },
+  {
+    ...EventFilterQuery,
+    last_event_id: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'resume after this stream id (or send Last-Event-ID)' }),
+    ),
+  },
   { additionalProperties: false },
 );
 
@@ -39,11 +51,16 @@ export const DeliverySchema = Type.Object({
 
 export const EventDetailSchema = Type.Object({
   event: EventSchema,
-  deliveries: Type.Optional(Type.Array(DeliverySchema, { description: 'admins only: the event at each consumer that reported it' })),
+  deliveries: Type.Optional(
+    Type.Array(DeliverySchema, { description: 'admins only: the event at each consumer that reported it' }),
+  ),
 });
 
 export const EventIdParams = Type.Object({
-  event_id: Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$', description: 'uuid' }),
+  event_id: Type.String({
+    pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+    description: 'uuid',
+  }),
 });
 
 export const DefectIdParams = Type.Object({ id: Id });

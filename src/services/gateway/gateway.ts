@@ -51,7 +51,11 @@ export async function buildGateway(options: {
       prefix: route.prefix,
       rewritePrefix: route.prefix,
       replyOptions: {
-        rewriteRequestHeaders: (originalRequest, headers) => ({ ...headers, 'x-request-id': originalRequest.id, traceparent: originalRequest.traceparent }),
+        rewriteRequestHeaders: (originalRequest, headers) => ({
+          ...headers,
+          'x-request-id': originalRequest.id,
+          traceparent: originalRequest.traceparent,
+        }),
       },
     });
   }
@@ -61,7 +65,13 @@ export async function buildGateway(options: {
   await app.register(async (scope) => {
     await scope.register(replyFrom, { base: options.upstreams.events });
     scope.get('/v1/defects/:id/history', (request, reply) =>
-      reply.from(request.url, { rewriteRequestHeaders: (_req, headers) => ({ ...headers, 'x-request-id': request.id, traceparent: request.traceparent }) }),
+      reply.from(request.url, {
+        rewriteRequestHeaders: (_req, headers) => ({
+          ...headers,
+          'x-request-id': request.id,
+          traceparent: request.traceparent,
+        }),
+      }),
     );
   });
 

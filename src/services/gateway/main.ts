@@ -23,6 +23,8 @@ runMain('gateway', async (config, log) => {
   });
   app.addHook('onClose', async () => broker?.close());
   const address = await app.listen({ host: config.HOST, port: config.PORT ?? 8000 });
-  log.info(`gateway listening on ${address}, routing to auth ${AUTH_URL}, projects ${PROJECTS_URL}, defects ${DEFECTS_URL}, events ${EVENTS_URL}`);
+  log.info(
+    `gateway listening on ${address}, routing to auth ${AUTH_URL}, projects ${PROJECTS_URL}, defects ${DEFECTS_URL}, events ${EVENTS_URL}`,
+  );
   return app;
 });

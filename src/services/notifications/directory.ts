@@ -33,7 +33,10 @@ export interface KnownProject {
  */
 export const directory = {
   async findUser(tx: Queryable, id: number): Promise<KnownUser | undefined> {
-    const { rows } = await tx.query<KnownUser>('SELECT id, username, email, full_name FROM notifications.users WHERE id = $1', [id]);
+    const { rows } = await tx.query<KnownUser>(
+      'SELECT id, username, email, full_name FROM notifications.users WHERE id = $1',
+      [id],
+    );
     return rows[0];
   },
 
@@ -46,7 +49,10 @@ export const directory = {
   },
 
   async findProject(tx: Queryable, id: number): Promise<KnownProject | undefined> {
-    const { rows } = await tx.query<KnownProject>('SELECT id, name, deleted_at FROM notifications.projects WHERE id = $1', [id]);
+    const { rows } = await tx.query<KnownProject>(
+      'SELECT id, name, deleted_at FROM notifications.projects WHERE id = $1',
+      [id],
+    );
     return rows[0];
   },
 
@@ -105,9 +111,11 @@ export const directoryHandlers = {
       )
       .then(done),
 
-  'project.created': (tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done),
+  'project.created': (tx, event) =>
+    setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done),
 
-  'project.updated': (tx, event) => setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done),
+  'project.updated': (tx, event) =>
+    setProjectName(tx, event.data.project_id, event.data.name, event.timestamp).then(done),
 
   'project.deleted': (tx, event) => markDeleted(tx, 'projects', event.data.project_id, event.timestamp).then(done),
 

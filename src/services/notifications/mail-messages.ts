@@ -110,7 +110,10 @@ export function assignedMail(assignment: Assignment): MailContent {
 }
 
 /** How a person is named in a mail. */
-export function displayName(user: { id: number; username: string; full_name: string | null } | undefined, id: number): string {
+export function displayName(
+  user: { id: number; username: string; full_name: string | null } | undefined,
+  id: number,
+): string {
   if (!user) return `пользователь #${id}`;
   return user.full_name?.trim() || user.username;
 }
@@ -136,7 +139,10 @@ function describeRoles(roles: RecipientRole[]): string {
 
 function table(rows: Array<[string, string]>): string {
   const cells = rows
-    .map(([label, value]) => `<tr><td style="padding:2px 12px 2px 0;color:#666">${escapeHtml(label)}:</td><td style="padding:2px 0">${escapeHtml(value)}</td></tr>`)
+    .map(
+      ([label, value]) =>
+        `<tr><td style="padding:2px 12px 2px 0;color:#666">${escapeHtml(label)}:</td><td style="padding:2px 0">${escapeHtml(value)}</td></tr>`,
+    )
     .join('');
   return `<table style="border-collapse:collapse">${cells}</table>`;
 }

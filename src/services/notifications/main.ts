@@ -10,7 +10,10 @@ const rejectEveryToken: TokenVerifier = async () => {
 
 runMain('notifications', async (config, log) =>
   startHost({
-    config, log, name: 'notifications', port: config.PORT ?? 8004,
+    config,
+    log,
+    name: 'notifications',
+    port: config.PORT ?? 8004,
     verifyToken: config.AUTH_URL || config.JWT_PUBLIC_KEY ? await tokenVerifierFromConfig(config) : rejectEveryToken,
     modules: (deps) => [createNotificationsModule(deps)],
   }),

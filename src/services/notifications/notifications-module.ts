@@ -29,7 +29,13 @@ export function createNotificationsModule(deps: ServiceDeps): ServiceModule {
     migrations: notificationsMigrations,
     // Nothing public: the host's /healthz and /readyz are all it serves.
     routes: async () => undefined,
-    consumers: [{ name: NOTIFICATIONS_QUEUE, maxEventsPerTransaction: 20, handlers: { ...directoryHandlers, ...notifier.handlers } }],
+    consumers: [
+      {
+        name: NOTIFICATIONS_QUEUE,
+        maxEventsPerTransaction: 20,
+        handlers: { ...directoryHandlers, ...notifier.handlers },
+      },
+    ],
     async start() {
       log.info(`notifications: e-mail goes to ${mailer.description}`);
     },

@@ -1,9 +1,21 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../../platform/db/database.ts';
 import type { EventEnvelope } from '../../platform/events/envelope.ts';
-import { PermanentFailure, type EventHandler, type EventHandlers, type HandlerContext } from '../../platform/events/event-consumer.ts';
+import {
+  PermanentFailure,
+  type EventHandler,
+  type EventHandlers,
+  type HandlerContext,
+} from '../../platform/events/event-consumer.ts';
 import { directory, type KnownDefect, type KnownUser } from './directory.ts';
-import { assignedMail, displayName, statusChangedMail, type DefectSummary, type MailContent, type RecipientRole } from './mail-messages.ts';
+import {
+  assignedMail,
+  displayName,
+  statusChangedMail,
+  type DefectSummary,
+  type MailContent,
+  type RecipientRole,
+} from './mail-messages.ts';
 import { isPermanentSmtpRefusal, type Mailer } from './mailer.ts';
 import type { SentMailLog } from './sent-mail.ts';
 
@@ -52,7 +64,11 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
    * except on the last attempt: rather than park the mail for want of a name (a project
    * created before this service existed never gets one), it goes out naming the project by id.
    */
-  const summarize = async (tx: Queryable, defect: KnownDefect & { title: string }, context: HandlerContext): Promise<DefectSummary> => {
+  const summarize = async (
+    tx: Queryable,
+    defect: KnownDefect & { title: string },
+    context: HandlerContext,
+  ): Promise<DefectSummary> => {
     const project = defect.project_id === null ? undefined : await directory.findProject(tx, defect.project_id);
     const lastAttempt = context.attempt > deps.retryDelaysMs.length;
     if (!project?.name && !lastAttempt) {
@@ -87,7 +103,13 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
       served.add(address);
       await sentMail.record(
         tx,
-        { eventId: event.event_id, eventType: event.event_type, recipient: address, subject: letter.content.subject, messageId },
+        {
+          eventId: event.event_id,
+          eventType: event.event_type,
+          recipient: address,
+          subject: letter.content.subject,
+          messageId,
+        },
         afterCommit,
       );
       context.log.info({ to: address, via: mailer.description }, letter.logLine);
@@ -109,7 +131,10 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
     if (defect.deleted_at) return;
 
     const roles = new Map<number, RecipientRole[]>();
-    for (const [id, role] of [[defect.reporter_id, 'reporter'], [defect.assignee_id, 'assignee']] as const) {
+    for (const [id, role] of [
+      [defect.reporter_id, 'reporter'],
+      [defect.assignee_id, 'assignee'],
+    ] as const) {
       if (id === null || id === changed_by) continue;
       roles.set(id, [...(roles.get(id) ?? []), role]);
     }

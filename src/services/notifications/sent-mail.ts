@@ -49,7 +49,10 @@ const INSERT_SQL = `
 const paramsOf = (mail: SentMail) => [mail.eventId, mail.recipient, mail.eventType, mail.subject, mail.messageId];
 
 async function servedInDatabase(tx: Queryable, eventId: string): Promise<Set<string>> {
-  const { rows } = await tx.query<{ recipient: string }>('SELECT recipient FROM notifications.sent_mail WHERE event_id = $1', [eventId]);
+  const { rows } = await tx.query<{ recipient: string }>(
+    'SELECT recipient FROM notifications.sent_mail WHERE event_id = $1',
+    [eventId],
+  );
   return new Set(rows.map((row) => row.recipient));
 }
 
@@ -77,13 +80,16 @@ export function createSentMailLog(options: { db: Database; dataDir: string }): S
         if (error.code === 'ENOENT') return '';
         throw error;
       });
-      const journaled = journal.split('\n').filter((line) => line.trim()).flatMap((line) => {
-        try {
-          return [JSON.parse(line) as SentMail];
-        } catch {
-          return []; // a line cut short by a crash: its mail is the one unrecorded case anyway
-        }
-      });
+      const journaled = journal
+        .split('\n')
+        .filter((line) => line.trim())
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line) as SentMail];
+          } catch {
+            return []; // a line cut short by a crash: its mail is the one unrecorded case anyway
+          }
+        });
       // Sent by an attempt that rolled back: into sent_mail with this attempt's transaction.
       for (const mail of journaled.filter((mail) => !served.has(mail.recipient))) {
         await tx.query(INSERT_SQL, paramsOf(mail));

@@ -5,7 +5,10 @@ import { createProjectsModule } from './projects-module.ts';
 
 runMain('projects', async (config, log) =>
   startHost({
-    config, log, name: 'projects', port: config.PORT ?? 8002,
+    config,
+    log,
+    name: 'projects',
+    port: config.PORT ?? 8002,
     verifyToken: await tokenVerifierFromConfig(config),
     modules: (deps) => [createProjectsModule(deps)],
   }),

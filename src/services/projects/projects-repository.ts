@@ -47,7 +47,8 @@ export const projectsRepository = {
 
   async list(db: Queryable, filter: { owner_id?: number; limit: number; offset: number }) {
     const where = filter.owner_id === undefined ? '' : 'WHERE owner_id = $3';
-    const params = filter.owner_id === undefined ? [filter.limit, filter.offset] : [filter.limit, filter.offset, filter.owner_id];
+    const params =
+      filter.owner_id === undefined ? [filter.limit, filter.offset] : [filter.limit, filter.offset, filter.owner_id];
     const [page, count] = await Promise.all([
       db.query<Project>(`SELECT ${COLUMNS} FROM projects.projects ${where} ORDER BY id LIMIT $1 OFFSET $2`, params),
       db.query<{ total: number }>(

@@ -19,17 +19,32 @@ describe('AsyncAPI document', () => {
     // The diagnostics' severity type comes from the parser's own copy of @stoplight/types.
     // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-comparison
     const errors = diagnostics.filter((diagnostic) => diagnostic.severity === DiagnosticSeverity.Error);
-    assert.deepEqual(errors.map((error) => `${error.path.join('.')}: ${error.message}`), []);
+    assert.deepEqual(
+      errors.map((error) => `${error.path.join('.')}: ${error.message}`),
+      [],
+    );
     assert.ok(document, 'no document parsed');
     assert.equal(document.version(), '3.0.0');
     const channels = document.channels().all();
     assert.deepEqual(channels.map((channel) => channel.address()).sort(), [...EVENT_TYPES].sort());
     for (const channel of channels) {
-      const amqp = channel.bindings().get('amqp')?.value() as { is: string; exchange: { name: string; type: string; durable: boolean } };
-      assert.deepEqual([amqp.is, amqp.exchange.name, amqp.exchange.type, amqp.exchange.durable], ['routingKey', 'events', 'topic', true]);
+      const amqp = channel.bindings().get('amqp')?.value() as {
+        is: string;
+        exchange: { name: string; type: string; durable: boolean };
+      };
+      assert.deepEqual(
+        [amqp.is, amqp.exchange.name, amqp.exchange.type, amqp.exchange.durable],
+        ['routingKey', 'events', 'topic', true],
+      );
       const [message] = channel.messages().all();
       const payload = message.payload()!;
-      assert.deepEqual(Object.keys(payload.properties() ?? {}).sort(), ['data', 'event_id', 'event_type', 'timestamp', 'user_id']);
+      assert.deepEqual(Object.keys(payload.properties() ?? {}).sort(), [
+        'data',
+        'event_id',
+        'event_type',
+        'timestamp',
+        'user_id',
+      ]);
       assert.equal(payload.properties()!.event_type.const(), channel.address());
     }
     for (const operation of document.operations().all()) {

@@ -45,7 +45,7 @@ describe('event contract', () => {
     assert.deepEqual(Object.fromEntries(documented), Object.fromEntries(fromContract));
   });
 
-  it('the seed\'s seven types have exactly the seed\'s fields', () => {
+  it("the seed's seven types have exactly the seed's fields", () => {
     const seedTypes = EVENT_TYPES.filter((eventType) => EVENTS[eventType].seed);
     assert.deepEqual(
       Object.fromEntries(seedTypes.map((eventType) => [eventType, Object.keys(EVENTS[eventType].data.properties)])),
@@ -64,12 +64,24 @@ describe('event contract', () => {
   it('publishing is strict and names the field; consuming accepts added fields; other types are not checked', () => {
     const valid = { defect_id: 1, old_status: 'Новая', new_status: 'В работе', changed_by: 7 };
     assert.equal(contractViolation('defect.status_changed', valid, 'publish'), undefined);
-    assert.match(contractViolation('defect.status_changed', { ...valid, changed_by: '7' }, 'publish')!, /data\.changed_by/);
-    assert.match(contractViolation('defect.status_changed', { ...valid, new_status: 'Done' }, 'consume')!, /data\.new_status/);
+    assert.match(
+      contractViolation('defect.status_changed', { ...valid, changed_by: '7' }, 'publish')!,
+      /data\.changed_by/,
+    );
+    assert.match(
+      contractViolation('defect.status_changed', { ...valid, new_status: 'Done' }, 'consume')!,
+      /data\.new_status/,
+    );
     const { changed_by: _, ...missing } = valid;
     assert.match(contractViolation('defect.status_changed', missing, 'consume')!, /data\.changed_by/);
-    assert.match(contractViolation('defect.status_changed', { ...valid, chnaged_by: 7 }, 'publish')!, /data\.chnaged_by/);
-    assert.equal(contractViolation('defect.status_changed', { ...valid, comment: 'added later' }, 'consume'), undefined);
+    assert.match(
+      contractViolation('defect.status_changed', { ...valid, chnaged_by: 7 }, 'publish')!,
+      /data\.chnaged_by/,
+    );
+    assert.equal(
+      contractViolation('defect.status_changed', { ...valid, comment: 'added later' }, 'consume'),
+      undefined,
+    );
     assert.equal(contractViolation('partner.something', { anything: true }, 'consume'), undefined);
   });
 });

@@ -1,11 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assignedMail, displayName, escapeHtml, statusChangedMail } from '../../../src/services/notifications/mail-messages.ts';
+import {
+  assignedMail,
+  displayName,
+  escapeHtml,
+  statusChangedMail,
+} from '../../../src/services/notifications/mail-messages.ts';
 
-const defect = { id: 42, title: 'Трещина <script>alert("x")</script> & скол', projectName: 'Мост «Север»', projectId: 7 };
+const defect = {
+  id: 42,
+  title: 'Трещина <script>alert("x")</script> & скол',
+  projectName: 'Мост «Север»',
+  projectId: 7,
+};
 
 describe('notification texts', () => {
-  it('a status change: the seed\'s subject, old and new status, who changed it, in text and escaped HTML', () => {
+  it("a status change: the seed's subject, old and new status, who changed it, in text and escaped HTML", () => {
     const mail = statusChangedMail({
       defect,
       oldStatus: 'В работе',
@@ -15,7 +25,15 @@ describe('notification texts', () => {
       roles: ['reporter', 'assignee'],
     });
     assert.equal(mail.subject, "Дефект #42 изменил статус на 'Решена'");
-    for (const part of ['Здравствуйте, Иван <Иванов>!', '«Трещина <script>alert("x")</script> & скол»', '«Мост «Север»»', 'Было:    В работе', 'Стало:   Решена', 'Изменил: Пётр Петров', 'вы автор и исполнитель']) {
+    for (const part of [
+      'Здравствуйте, Иван <Иванов>!',
+      '«Трещина <script>alert("x")</script> & скол»',
+      '«Мост «Север»»',
+      'Было:    В работе',
+      'Стало:   Решена',
+      'Изменил: Пётр Петров',
+      'вы автор и исполнитель',
+    ]) {
       assert.ok(mail.text.includes(part), part);
     }
     assert.ok(!mail.html.includes('<script>'));
@@ -25,7 +43,13 @@ describe('notification texts', () => {
   });
 
   it('an assignment: the defect, its project, status and priority, and who assigned it', () => {
-    const mail = assignedMail({ defect, status: 'Новая', priority: 'Высокий', assignedBy: 'Пётр', recipientName: 'Иван' });
+    const mail = assignedMail({
+      defect,
+      status: 'Новая',
+      priority: 'Высокий',
+      assignedBy: 'Пётр',
+      recipientName: 'Иван',
+    });
     assert.equal(mail.subject, 'Вам назначен дефект #42: Трещина <script>alert("x")</script> & скол');
     assert.match(mail.text, /Приоритет: Высокий/);
     assert.match(mail.text, /Назначил: {2}Пётр/);
@@ -33,7 +57,14 @@ describe('notification texts', () => {
   });
 
   it('a project not known names it by id', () => {
-    const mail = statusChangedMail({ defect: { ...defect, projectName: null }, oldStatus: 'Новая', newStatus: 'В работе', changedBy: 'x', recipientName: 'y', roles: ['assignee'] });
+    const mail = statusChangedMail({
+      defect: { ...defect, projectName: null },
+      oldStatus: 'Новая',
+      newStatus: 'В работе',
+      changedBy: 'x',
+      recipientName: 'y',
+      roles: ['assignee'],
+    });
     assert.match(mail.text, /в проекте #7 изменил статус/);
   });
 

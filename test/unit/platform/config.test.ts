@@ -40,7 +40,10 @@ describe('loadConfig defaults', () => {
 
   it('uses an explicit DEMO_USER in either mode', () => {
     assert.deepEqual(loadConfig({ DEMO_USER: 'alice:pw' }).DEMO_USER, { username: 'alice', password: 'pw' });
-    assert.deepEqual(loadConfig({ DATABASE_URL: POSTGRES, DEMO_USER: 'alice:pw' }).DEMO_USER, { username: 'alice', password: 'pw' });
+    assert.deepEqual(loadConfig({ DATABASE_URL: POSTGRES, DEMO_USER: 'alice:pw' }).DEMO_USER, {
+      username: 'alice',
+      password: 'pw',
+    });
   });
 
   it('splits credentials at the first colon only', () => {
@@ -179,7 +182,10 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     const error = assertConfigError(secrets, 'DATABASE_URL');
     for (const [variable, value] of Object.entries(secrets)) {
       assert.ok(error.message.includes(variable), `${variable} is not named: ${error.message}`);
-      assert.ok(!error.message.includes(value.split(/[:@]/).find((part) => part.includes('S3cret'))!), `${variable}'s secret printed: ${error.message}`);
+      assert.ok(
+        !error.message.includes(value.split(/[:@]/).find((part) => part.includes('S3cret'))!),
+        `${variable}'s secret printed: ${error.message}`,
+      );
     }
   });
 });
@@ -187,8 +193,15 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
 describe('loadConfig empty strings', () => {
   it('treats empty strings as unset', () => {
     const config = loadConfig({
-      DATABASE_URL: '', PORT: '', LOG_LEVEL: '', DEMO_USER: '', ADMIN_USER: '', DATA_DIR: '',
-      ACCESS_TOKEN_TTL_SECONDS: '', HOST: '', AMQP_URL: '',
+      DATABASE_URL: '',
+      PORT: '',
+      LOG_LEVEL: '',
+      DEMO_USER: '',
+      ADMIN_USER: '',
+      DATA_DIR: '',
+      ACCESS_TOKEN_TTL_SECONDS: '',
+      HOST: '',
+      AMQP_URL: '',
     });
     assert.equal(config.embedded, true);
     assert.equal(config.DATABASE_URL, undefined);

@@ -54,7 +54,10 @@ describe('createEvent', () => {
 
   it('stamps UTC whatever the local time zone is', () => {
     for (const tz of ['Asia/Vladivostok', 'America/Los_Angeles', 'Europe/Moscow']) {
-      const [event, offset] = withTimeZone(tz, () => [createEvent('defect.created', {}, 1, now), now.getTimezoneOffset()] as const);
+      const [event, offset] = withTimeZone(
+        tz,
+        () => [createEvent('defect.created', {}, 1, now), now.getTimezoneOffset()] as const,
+      );
       assert.notEqual(offset, 0, `TZ=${tz} did not take effect`);
       assert.equal(event.timestamp.slice(0, 23), '2025-12-01T14:30:05.123', tz);
     }
@@ -95,7 +98,11 @@ describe('formatEventTimestamp', () => {
   it('does not depend on the local time zone', () => {
     const date = new Date(Date.UTC(2025, 0, 1, 0, 0, 0, 0));
     for (const tz of ['Asia/Tokyo', 'America/New_York', 'UTC']) {
-      assert.equal(withTimeZone(tz, () => formatEventTimestamp(date)), '2025-01-01T00:00:00.000000', tz);
+      assert.equal(
+        withTimeZone(tz, () => formatEventTimestamp(date)),
+        '2025-01-01T00:00:00.000000',
+        tz,
+      );
     }
   });
 });
@@ -141,7 +148,8 @@ describe('parseEnvelope', () => {
     assert.ok(!('event' in result));
     assert.equal(typeof result.error, 'string');
     assert.ok(result.error.length > 0);
-    if (typeof mention === 'string') assert.ok(result.error.includes(mention), `"${result.error}" does not mention ${mention}`);
+    if (typeof mention === 'string')
+      assert.ok(result.error.includes(mention), `"${result.error}" does not mention ${mention}`);
     else if (mention) assert.match(result.error, mention);
   };
 
@@ -164,7 +172,8 @@ describe('parseEnvelope', () => {
   });
 
   it('rejects JSON that is not an object', () => {
-    for (const body of ['null', '[]', '42', '"defect.created"', 'true']) assertRejected(body, 'not a valid event envelope');
+    for (const body of ['null', '[]', '42', '"defect.created"', 'true'])
+      assertRejected(body, 'not a valid event envelope');
   });
 
   for (const field of ['event_id', 'event_type', 'data', 'user_id', 'timestamp'] as const) {

@@ -16,12 +16,18 @@ async function declaredErrors(): Promise<Map<string, number>> {
   ];
   const declared = new Map<string, number>();
   for (const modulePath of modules) {
-    const exists = await fs.stat(path.join(ROOT, modulePath)).then(() => true, () => false);
+    const exists = await fs.stat(path.join(ROOT, modulePath)).then(
+      () => true,
+      () => false,
+    );
     if (!exists) continue;
     const exported = (await import(path.join(ROOT, modulePath))) as Record<string, unknown>;
     for (const value of Object.values(exported)) {
       if (!isDeclaredError(value)) continue;
-      assert.ok(!declared.has(value.code) || declared.get(value.code) === value.statusCode, `${value.code} declared twice with different statuses`);
+      assert.ok(
+        !declared.has(value.code) || declared.get(value.code) === value.statusCode,
+        `${value.code} declared twice with different statuses`,
+      );
       declared.set(value.code, value.statusCode);
     }
   }
@@ -50,10 +56,7 @@ describe('error catalogue', () => {
     const declared = await declaredErrors();
     const documented = await documentedErrors();
     assert.ok(declared.size >= 15, `only ${declared.size} declared errors found: is a service's errors.ts missing?`);
-    assert.deepEqual(
-      Object.fromEntries([...documented].sort()),
-      Object.fromEntries([...declared].sort()),
-    );
+    assert.deepEqual(Object.fromEntries([...documented].sort()), Object.fromEntries([...declared].sort()));
   });
 
   it('a declared error carries its code, status, message and extra fields', async () => {

@@ -36,7 +36,7 @@ describe('the outbox checks events against the contract', () => {
       events.add('defect.updated', { defect_id: 1, title: 'Трещина', updated_by: 'Иван' } as never);
     });
 
-  it('when an event\'s data does not match its type, then the transaction rolls back with the change, naming the field', async () => {
+  it("when an event's data does not match its type, then the transaction rolls back with the change, naming the field", async () => {
     await assert.rejects(breakTheContract(), (error: Error) => {
       assert.ok(error instanceof EventContractViolation);
       assert.match(error.message, /defect\.updated: data\.updated_by/);
@@ -46,7 +46,7 @@ describe('the outbox checks events against the contract', () => {
     assert.equal(await countRows('outbox'), 0);
   });
 
-  it('when a field is misspelt or an event type is not the contract\'s, then it is refused too', async () => {
+  it("when a field is misspelt or an event type is not the contract's, then it is refused too", async () => {
     const misspelt = outbox.transaction({ userId: 1 }, async (_tx, events) => {
       events.add('defect.updated', { defect_id: 1, title: 'Трещина', updatd_by: 1 } as never);
     });
@@ -58,7 +58,7 @@ describe('the outbox checks events against the contract', () => {
     assert.equal(await countRows('outbox'), 0);
   });
 
-  it('when a request\'s change breaks the contract, then it answers 500 and the log line names the field', async () => {
+  it("when a request's change breaks the contract, then it answers 500 and the log line names the field", async () => {
     const logs = captureLogs('error');
     const app = createBaseApp(logs.log, createMetrics());
     app.post('/things', async () => breakTheContract());

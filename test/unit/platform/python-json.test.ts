@@ -9,11 +9,9 @@ import { formatEventLogLine, pythonJsonDumps } from '../../../src/platform/event
  * JSON (ASCII-escaped on the way back, so no locale can mangle the transport).
  */
 function runPython(script: string, payload: unknown): unknown {
-  const program = [
-    'import json, sys',
-    "payload = json.loads(sys.stdin.buffer.read().decode('utf-8'))",
-    script,
-  ].join('\n');
+  const program = ['import json, sys', "payload = json.loads(sys.stdin.buffer.read().decode('utf-8'))", script].join(
+    '\n',
+  );
   const output = execFileSync('python3', ['-c', program], {
     input: Buffer.from(JSON.stringify(payload), 'utf8'),
     env: { ...process.env, PYTHONIOENCODING: 'utf-8' },
@@ -68,11 +66,19 @@ const CASES: Array<[name: string, value: unknown]> = [
   ['flat object', { a: 1, b: 'two', c: null, d: true, e: false }],
   ['object keeps insertion order', { zeta: 1, alpha: 2, middle: 3 }],
   ['nested objects', { a: { b: [1, { c: null, d: [] }], e: {} }, f: [{ g: 'h' }] }],
-  ['Cyrillic keys and values', { 'ключ': 'значение', 'статус': 'В работе' }],
+  ['Cyrillic keys and values', { ключ: 'значение', статус: 'В работе' }],
   ['keys needing escapes', { 'a"b': 1, 'c\nd': 2, 'e\\f': 3, 'g\th': 4, '\u0002': 5 }],
-  ['defect.created data', {
-    defect_id: 1, title: 'Критическая ошибка', status: 'Новая', priority: 'Высокий', project_id: 1, reporter_id: 1,
-  }],
+  [
+    'defect.created data',
+    {
+      defect_id: 1,
+      title: 'Критическая ошибка',
+      status: 'Новая',
+      priority: 'Высокий',
+      project_id: 1,
+      reporter_id: 1,
+    },
+  ],
   ['defect.status_changed data', { defect_id: 7, old_status: 'Новая', new_status: 'В работе', changed_by: null }],
   ['project.created data', { project_id: 3, name: 'Тестовый проект', owner_id: 2 }],
 ];
@@ -115,12 +121,20 @@ describe('formatEventLogLine', () => {
       user_id: 1,
       data: { defect_id: 1, title: 'Критическая ошибка' },
     });
-    assert.equal(line, `[EVENT] defect.created | ID: ${id} | User: 1 | Data: {"defect_id": 1, "title": "Критическая ошибка"}`);
+    assert.equal(
+      line,
+      `[EVENT] defect.created | ID: ${id} | User: 1 | Data: {"defect_id": 1, "title": "Критическая ошибка"}`,
+    );
   });
 
   it('prints None for a null user_id, as a Python f-string does', () => {
     const id = randomUUID();
-    const line = formatEventLogLine({ event_type: 'user.registered', event_id: id, user_id: null, data: { user_id: 5 } });
+    const line = formatEventLogLine({
+      event_type: 'user.registered',
+      event_id: id,
+      user_id: null,
+      data: { user_id: 5 },
+    });
     assert.equal(line, `[EVENT] user.registered | ID: ${id} | User: None | Data: {"user_id": 5}`);
   });
 
@@ -136,15 +150,25 @@ describe('formatEventLogLine', () => {
 
   it("equals the seed's Python f-string for the same events", () => {
     const events = [
-      { event_type: 'defect.created', event_id: randomUUID(), user_id: 1, data: { defect_id: 1, title: 'Критическая ошибка' } },
-      { event_type: 'defect.updated', event_id: randomUUID(), user_id: null, data: { defect_id: 2, changes: { title: 'a "b"\n' } } },
+      {
+        event_type: 'defect.created',
+        event_id: randomUUID(),
+        user_id: 1,
+        data: { defect_id: 1, title: 'Критическая ошибка' },
+      },
+      {
+        event_type: 'defect.updated',
+        event_id: randomUUID(),
+        user_id: null,
+        data: { defect_id: 2, changes: { title: 'a "b"\n' } },
+      },
       { event_type: 'project.deleted', event_id: randomUUID(), user_id: 12, data: { project_id: 4, name: 'Дом\t№1' } },
     ];
     const expected = runPython(
       [
         'lines = []',
         'for e in payload:',
-        '    lines.append(f"[EVENT] {e[\'event_type\']} | ID: {e[\'event_id\']} | User: {e[\'user_id\']} | Data: {json.dumps(e[\'data\'], ensure_ascii=False)}")',
+        "    lines.append(f\"[EVENT] {e['event_type']} | ID: {e['event_id']} | User: {e['user_id']} | Data: {json.dumps(e['data'], ensure_ascii=False)}\")",
         'sys.stdout.write(json.dumps(lines))',
       ].join('\n'),
       events,

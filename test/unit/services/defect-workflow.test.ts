@@ -12,11 +12,11 @@ import {
 
 /** The workflow as specified, independent of the module's own table. */
 const ALLOWED: Record<DefectStatus, DefectStatus[]> = {
-  'Новая': ['В работе', 'Отменена'],
+  Новая: ['В работе', 'Отменена'],
   'В работе': ['Решена', 'Отменена'],
-  'Решена': ['Закрыта', 'В работе'],
-  'Закрыта': ['В работе'],
-  'Отменена': ['Новая'],
+  Решена: ['Закрыта', 'В работе'],
+  Закрыта: ['В работе'],
+  Отменена: ['Новая'],
 };
 
 const distinctPairs = STATUSES.flatMap((from) =>

@@ -51,9 +51,11 @@ describe('defect permissions', () => {
   // Managers, engineers and admins report; observers only read.
   const mayReport = (role: Role) => role !== 'observer';
   // The reporter, the assignee, the project's owner (none of them an observer) and admins change.
-  const mayChange = (role: Role, relation: Relation) => role === 'admin' || (relation !== 'uninvolved' && role !== 'observer');
+  const mayChange = (role: Role, relation: Relation) =>
+    role === 'admin' || (relation !== 'uninvolved' && role !== 'observer');
   // The project's owner (not an observer: a demoted owner only reads) and admins delete.
-  const mayDelete = (role: Role, relation: Relation) => role === 'admin' || (relation === 'project owner' && role !== 'observer');
+  const mayDelete = (role: Role, relation: Relation) =>
+    role === 'admin' || (relation === 'project owner' && role !== 'observer');
 
   for (const role of ROLES) {
     for (const relation of RELATIONS) {
@@ -92,7 +94,9 @@ describe('defect permissions', () => {
         assertPermission(role === 'admin', () => assertMayChange(userFor(role, 'uninvolved'), unassigned, OWNER_ID));
       });
       it(`${role} (reporter) ${verdict(mayChange(role, 'reporter'))} change an unassigned defect`, () => {
-        assertPermission(mayChange(role, 'reporter'), () => assertMayChange(userFor(role, 'reporter'), unassigned, OWNER_ID));
+        assertPermission(mayChange(role, 'reporter'), () =>
+          assertMayChange(userFor(role, 'reporter'), unassigned, OWNER_ID),
+        );
       });
     }
   });
@@ -102,7 +106,8 @@ describe('project permissions', () => {
   // Everyone but observers starts projects; only the owner or an admin changes or deletes one.
   const mayCreate = (role: Role) => role !== 'observer';
   // A demoted owner who is now an observer only reads.
-  const mayChangeProject = (role: Role, relation: Relation) => role === 'admin' || (relation === 'project owner' && role !== 'observer');
+  const mayChangeProject = (role: Role, relation: Relation) =>
+    role === 'admin' || (relation === 'project owner' && role !== 'observer');
 
   for (const role of ROLES) {
     for (const relation of RELATIONS) {
@@ -113,7 +118,11 @@ describe('project permissions', () => {
       });
 
       it(`${role} (${relation}) ${verdict(mayChangeProject(role, relation))} change or delete the project`, () => {
-        assertPermission(mayChangeProject(role, relation), () => assertMayChangeProject(user, PROJECT), String(PROJECT.id));
+        assertPermission(
+          mayChangeProject(role, relation),
+          () => assertMayChangeProject(user, PROJECT),
+          String(PROJECT.id),
+        );
       });
     }
   }

@@ -39,7 +39,14 @@ export function createAmqpDeadLetters(connection: Connection): DeadLetterQueues 
       await scan(consumer, async (message, take, channel) => {
         if (!selected(message, selection)) return;
         const headers = { ...message.headers };
-        for (const name of [HEADERS.attempt, HEADERS.parkReason, HEADERS.parkError, HEADERS.parkedAt, HEADERS.lastError]) delete headers[name];
+        for (const name of [
+          HEADERS.attempt,
+          HEADERS.parkReason,
+          HEADERS.parkError,
+          HEADERS.parkedAt,
+          HEADERS.lastError,
+        ])
+          delete headers[name];
         await channel.basicPublish(
           { ...copyProperties(message), routingKey: consumer, headers },
           bodyBytes(message.body),
@@ -91,7 +98,9 @@ export function parkedMessageId(messageId: string | undefined): string {
 }
 
 /** A message's own properties, for the copy that moves it to another queue (persistent). */
-export function copyProperties(message: Pick<SyncMessage, 'messageId' | 'type' | 'appId' | 'contentType' | 'timestamp'>) {
+export function copyProperties(
+  message: Pick<SyncMessage, 'messageId' | 'type' | 'appId' | 'contentType' | 'timestamp'>,
+) {
   return {
     durable: true,
     messageId: message.messageId,

@@ -1,12 +1,23 @@
 import type { AsyncMessage, Publisher } from 'rabbitmq-client';
 import { createBatchWriter } from '../../batch-writer.ts';
-import { deliveryReport, DELIVERIES_EXCHANGE, type DeliveryOutcome, type DeliveryReport, type SubscriptionOptions } from '../transport.ts';
+import {
+  deliveryReport,
+  DELIVERIES_EXCHANGE,
+  type DeliveryOutcome,
+  type DeliveryReport,
+  type SubscriptionOptions,
+} from '../transport.ts';
 
 /** How long a delivery report waits for others to travel with. */
 const REPORT_BATCH_WAIT_MS = 2;
 
 /** Reports one outcome; resolves once the report's message is confirmed, undefined when the consumer reports nothing. */
-export type ReportOutcome = (message: AsyncMessage, outcome: DeliveryOutcome, attempt: number, routingKey: string) => Promise<void> | undefined;
+export type ReportOutcome = (
+  message: AsyncMessage,
+  outcome: DeliveryOutcome,
+  attempt: number,
+  routingKey: string,
+) => Promise<void> | undefined;
 
 /** A consumer's delivery reports on `event-deliveries`, its queue as routing key, published by its mover. */
 export function createReportPublisher(mover: Publisher, subscription: SubscriptionOptions): ReportOutcome {
@@ -17,7 +28,13 @@ export function createReportPublisher(mover: Publisher, subscription: Subscripti
   const reports = createBatchWriter<DeliveryReport>({
     write: (batch) =>
       mover.send(
-        { exchange: DELIVERIES_EXCHANGE, routingKey: queue, durable: true, contentType: 'application/json', type: 'delivery.report' },
+        {
+          exchange: DELIVERIES_EXCHANGE,
+          routingKey: queue,
+          durable: true,
+          contentType: 'application/json',
+          type: 'delivery.report',
+        },
         Buffer.from(JSON.stringify(batch)),
       ),
     maxBatch: subscription.prefetch,

@@ -20,14 +20,25 @@ export function createMover(connection: Connection, subscription: SubscriptionOp
  * delay as its expiration, or in `<queue>.dlq`; resolves once the broker confirmed it. An ack
  * needs nothing here.
  */
-export function carryOut(mover: Publisher, queue: string, message: AsyncMessage, outcome: DeliveryOutcome, attempt: number) {
+export function carryOut(
+  mover: Publisher,
+  queue: string,
+  message: AsyncMessage,
+  outcome: DeliveryOutcome,
+  attempt: number,
+) {
   if (outcome.kind === 'ack') return undefined;
   const originalRoutingKey: unknown = message.headers?.[HEADERS.routingKey] ?? message.routingKey;
   const headers: Record<string, unknown> = { ...message.headers, [HEADERS.routingKey]: originalRoutingKey };
   const envelope = copyProperties(message);
   if (outcome.kind === 'retry') {
     return mover.send(
-      { ...envelope, routingKey: retryQueueOf(queue, attempt), expiration: String(outcome.delayMs), headers: { ...headers, [HEADERS.attempt]: attempt + 1, [HEADERS.lastError]: outcome.error } },
+      {
+        ...envelope,
+        routingKey: retryQueueOf(queue, attempt),
+        expiration: String(outcome.delayMs),
+        headers: { ...headers, [HEADERS.attempt]: attempt + 1, [HEADERS.lastError]: outcome.error },
+      },
       bodyBytes(message.body),
     );
   }
@@ -36,7 +47,13 @@ export function carryOut(mover: Publisher, queue: string, message: AsyncMessage,
       ...envelope,
       routingKey: deadLetterQueueOf(queue),
       messageId: parkedMessageId(message.messageId),
-      headers: { ...headers, [HEADERS.attempt]: attempt, [HEADERS.parkReason]: outcome.reason, [HEADERS.parkError]: outcome.error, [HEADERS.parkedAt]: new Date().toISOString() },
+      headers: {
+        ...headers,
+        [HEADERS.attempt]: attempt,
+        [HEADERS.parkReason]: outcome.reason,
+        [HEADERS.parkError]: outcome.error,
+        [HEADERS.parkedAt]: new Date().toISOString(),
+      },
     },
     bodyBytes(message.body),
   );

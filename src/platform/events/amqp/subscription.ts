@@ -22,7 +22,9 @@ export function subscribe(link: BrokerLink, unbound: Set<string>, subscription: 
   const mover = createMover(link.connection, subscription);
   const delivering: Delivering = { subscription, mover, report: createReportPublisher(mover, subscription), link };
   if ((subscription.exchange ?? EVENTS_EXCHANGE) === EVENTS_EXCHANGE) unbound.add(queue);
-  const consumer = link.connection.createConsumer(consumerQueue(subscription), (message) => deliver(delivering, message));
+  const consumer = link.connection.createConsumer(consumerQueue(subscription), (message) =>
+    deliver(delivering, message),
+  );
   consumer.on('error', (error) => {
     link.noteTopologyRefusal(error);
     link.log.warn({ err: error, queue }, 'consumer error');
@@ -43,7 +45,10 @@ export function subscribe(link: BrokerLink, unbound: Set<string>, subscription: 
 }
 
 /** One message: handled, its outcome carried out and reported, then acknowledged. */
-async function deliver({ subscription, mover, report, link }: Delivering, message: AsyncMessage): Promise<ConsumerStatus> {
+async function deliver(
+  { subscription, mover, report, link }: Delivering,
+  message: AsyncMessage,
+): Promise<ConsumerStatus> {
   const attempt = Number(message.headers?.[HEADERS.attempt] ?? 1);
   const routingKey = String(message.headers?.[HEADERS.routingKey] ?? message.routingKey);
   const outcome = await subscription.handle({
@@ -58,7 +63,10 @@ async function deliver({ subscription, mover, report, link }: Delivering, messag
   // A report is the event log's view, not the outcome: a lost one must not send the
   // message (and every other one sharing its report) round again.
   await report(message, outcome, attempt, routingKey)?.catch((error: unknown) =>
-    link.log.warn({ err: error, queue: subscription.queue }, 'delivery report not published; the event log shows an older status'),
+    link.log.warn(
+      { err: error, queue: subscription.queue },
+      'delivery report not published; the event log shows an older status',
+    ),
   );
   return ConsumerStatus.ACK;
 }

@@ -37,7 +37,8 @@ export function createTogetherMode(context: HandlingContext, maxEventsPerTransac
  * events after it follow. Handlers must allow a rolled-back attempt, as any retry needs.
  */
 async function handleTogether(context: HandlingContext, deliveries: Delivery[]): Promise<HandledOrFailed[]> {
-  if (deliveries.length <= 1) return Promise.all(deliveries.map((delivery) => handleAlone(context, delivery).catch(asFailure)));
+  if (deliveries.length <= 1)
+    return Promise.all(deliveries.map((delivery) => handleAlone(context, delivery).catch(asFailure)));
   const afterCommit: Array<() => void> = [];
   const running: Running = { current: -1 };
   let outcomes: Array<'handled' | 'duplicate'>;
@@ -61,12 +62,17 @@ async function runInOrder(
   running: Running,
   afterCommit: Array<() => void>,
 ): Promise<Array<'handled' | 'duplicate'>> {
-  const claimed = await context.inbox.claimMany(tx, deliveries.map((delivery) => delivery.event));
+  const claimed = await context.inbox.claimMany(
+    tx,
+    deliveries.map((delivery) => delivery.event),
+  );
   const results: Array<'handled' | 'duplicate'> = [];
   for (running.current = 0; running.current < deliveries.length; running.current += 1) {
     const delivery = deliveries[running.current];
     // A repeat within the batch counts once.
-    results.push(await runHandler(context.handlers, tx, delivery, claimed.delete(delivery.event.event_id), afterCommit));
+    results.push(
+      await runHandler(context.handlers, tx, delivery, claimed.delete(delivery.event.event_id), afterCommit),
+    );
   }
   running.current = -1;
   return results;
@@ -83,7 +89,12 @@ async function handleEachAlone(context: HandlingContext, deliveries: Delivery[])
  * After the handler of `deliveries[failing]` failed and everything rolled back: those before
  * it are handled again together, it takes its failure as its outcome, those after it follow.
  */
-async function splitAround(context: HandlingContext, deliveries: Delivery[], failing: number, error: unknown): Promise<HandledOrFailed[]> {
+async function splitAround(
+  context: HandlingContext,
+  deliveries: Delivery[],
+  failing: number,
+  error: unknown,
+): Promise<HandledOrFailed[]> {
   const before = await handleTogether(context, deliveries.slice(0, failing));
   const after = await handleTogether(context, deliveries.slice(failing + 1));
   return [...before, asFailure(error), ...after];

@@ -47,7 +47,11 @@ export function startEventConsumer(options: EventConsumerOptions): Subscription 
 
 /** Batch handlers, else events taken together in one transaction, else each event alone. */
 function chooseHandlingMode(options: EventConsumerOptions): HandleEvent {
-  const context = { db: options.db, inbox: createInbox(options.schema, options.name), handlers: options.handlers ?? {} };
+  const context = {
+    db: options.db,
+    inbox: createInbox(options.schema, options.name),
+    handlers: options.handlers ?? {},
+  };
   if (options.batch) return createBatchMode(context, options.batch, options.log);
   if (options.maxEventsPerTransaction && options.maxEventsPerTransaction > 1) {
     return createTogetherMode(context, options.maxEventsPerTransaction);
@@ -73,18 +77,26 @@ async function consume(consumer: Consumer, message: IncomingMessage): Promise<De
     stopTimer?.();
     eventLog.debug({ attempt: message.attempt, duplicate: result === 'duplicate' }, 'event handled');
     if (result === 'handled') {
-      metrics?.deliveryLatency.observe({ consumer: name }, (Date.now() - parseEventTimestamp(event.timestamp).getTime()) / 1000);
+      metrics?.deliveryLatency.observe(
+        { consumer: name },
+        (Date.now() - parseEventTimestamp(event.timestamp).getTime()) / 1000,
+      );
     }
     consumer.count(event.event_type, result === 'handled' ? 'ok' : 'duplicate');
     return { kind: 'ack' };
   } catch (error) {
     stopTimer?.();
-    return failureOutcome(error, message.attempt, retryDelaysMs, eventLog, (result) => consumer.count(event.event_type, result));
+    return failureOutcome(error, message.attempt, retryDelaysMs, eventLog, (result) =>
+      consumer.count(event.event_type, result),
+    );
   }
 }
 
 /** The message's event when it is one and its data keeps to the contract; else it is parked at once. */
-function checkMessage(consumer: Consumer, message: IncomingMessage): { event: EventEnvelope } | { outcome: DeliveryOutcome } {
+function checkMessage(
+  consumer: Consumer,
+  message: IncomingMessage,
+): { event: EventEnvelope } | { outcome: DeliveryOutcome } {
   const { log } = consumer.options;
   const parsed = parseEnvelope(message.body);
   if ('error' in parsed) {
@@ -95,7 +107,10 @@ function checkMessage(consumer: Consumer, message: IncomingMessage): { event: Ev
   const { event } = parsed;
   const violation = contractViolation(event.event_type, event.data, 'consume');
   if (violation) {
-    log.error({ event_id: event.event_id, event_type: event.event_type, reason: violation }, 'event data does not match the contract; parked');
+    log.error(
+      { event_id: event.event_id, event_type: event.event_type, reason: violation },
+      'event data does not match the contract; parked',
+    );
     consumer.count(event.event_type, 'dead_letter');
     return { outcome: { kind: 'park', reason: 'invalid_data', error: violation } };
   }

@@ -18,7 +18,11 @@ export interface HandlerContext {
 }
 
 /** Handles one event of the contract, given its type's data (checked against the contract before). */
-export type EventHandler<Type extends EventType> = (tx: Queryable, event: ContractEvent<Type>, context: HandlerContext) => Promise<void>;
+export type EventHandler<Type extends EventType> = (
+  tx: Queryable,
+  event: ContractEvent<Type>,
+  context: HandlerContext,
+) => Promise<void>;
 
 /** A consumer's handlers by event type: the queue is bound to exactly these types. */
 export type EventHandlers = { [Type in EventType]?: EventHandler<Type> };

@@ -62,6 +62,7 @@ function toParkedMessage(consumer: string, row: ParkedRow): ParkedMessage {
 }
 
 function eventTypeOf(body: unknown): string | null {
-  const eventType = typeof body === 'object' && body !== null ? (body as { event_type?: unknown }).event_type : undefined;
+  const eventType =
+    typeof body === 'object' && body !== null ? (body as { event_type?: unknown }).event_type : undefined;
   return typeof eventType === 'string' ? eventType : null;
 }

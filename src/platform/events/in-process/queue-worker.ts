@@ -1,7 +1,13 @@
 import type { Database, Queryable } from '../../db/database.ts';
 import type { Logger } from '../../logger.ts';
 import { createWakeableLoop, type LoopSignal } from '../../wakeable-loop.ts';
-import { deliveryReport, type DeliveryOutcome, type DeliveryReport, type Subscription, type SubscriptionOptions } from '../transport.ts';
+import {
+  deliveryReport,
+  type DeliveryOutcome,
+  type DeliveryReport,
+  type Subscription,
+  type SubscriptionOptions,
+} from '../transport.ts';
 import { parseOrText, SCHEMA, type DeliveryRow } from './schema.ts';
 
 export interface QueueWorker extends Pick<Subscription, 'close'> {
@@ -31,7 +37,8 @@ export function startQueueWorker(options: QueueWorkerOptions): QueueWorker {
     );
     const waitMs = rows[0]?.wait_ms;
     clearTimeout(dueTimer);
-    if (waitMs !== null && waitMs !== undefined && !loop.closed) dueTimer = setTimeout(loop.wake, Math.max(waitMs, 5)).unref();
+    if (waitMs !== null && waitMs !== undefined && !loop.closed)
+      dueTimer = setTimeout(loop.wake, Math.max(waitMs, 5)).unref();
   };
 
   const loop = createWakeableLoop({
@@ -85,7 +92,11 @@ async function due({ db, subscription }: QueueWorkerOptions): Promise<DeliveryRo
 }
 
 /** The outcome and its report commit together. */
-function carryOut({ db, subscription, report }: QueueWorkerOptions, row: DeliveryRow, outcome: DeliveryOutcome): Promise<void> {
+function carryOut(
+  { db, subscription, report }: QueueWorkerOptions,
+  row: DeliveryRow,
+  outcome: DeliveryOutcome,
+): Promise<void> {
   return db.transaction(async (tx) => {
     if (outcome.kind === 'ack') {
       await tx.query(`DELETE FROM ${SCHEMA}.deliveries WHERE id = $1`, [row.id]);
@@ -102,7 +113,11 @@ function carryOut({ db, subscription, report }: QueueWorkerOptions, row: Deliver
       );
     }
     await report?.(
-      deliveryReport(subscription.queue, { messageId: row.message_id, routingKey: row.routing_key, attempt: row.attempt }, outcome),
+      deliveryReport(
+        subscription.queue,
+        { messageId: row.message_id, routingKey: row.routing_key, attempt: row.attempt },
+        outcome,
+      ),
       tx,
     );
   });

@@ -25,7 +25,11 @@ export async function createRouter(db: Database, stored: () => void): Promise<Ro
     async route(exchange, messages, tx) {
       const rows = messages.flatMap((message) =>
         [...bindings]
-          .filter(([, binding]) => binding.exchange === exchange && binding.patterns.some((pattern) => topicMatches(pattern, message.routingKey)))
+          .filter(
+            ([, binding]) =>
+              binding.exchange === exchange &&
+              binding.patterns.some((pattern) => topicMatches(pattern, message.routingKey)),
+          )
           .map(([queue]) => ({ queue, message })),
       );
       if (rows.length === 0) return;
@@ -47,7 +51,11 @@ export async function createRouter(db: Database, stored: () => void): Promise<Ro
       return db.transaction(async (tx) => {
         await tx.query(`DELETE FROM ${SCHEMA}.bindings WHERE queue = $1`, [queue]);
         for (const pattern of patterns) {
-          await tx.query(`INSERT INTO ${SCHEMA}.bindings (queue, pattern, exchange) VALUES ($1, $2, $3)`, [queue, pattern, exchange]);
+          await tx.query(`INSERT INTO ${SCHEMA}.bindings (queue, pattern, exchange) VALUES ($1, $2, $3)`, [
+            queue,
+            pattern,
+            exchange,
+          ]);
         }
       });
     },
@@ -56,9 +64,14 @@ export async function createRouter(db: Database, stored: () => void): Promise<Ro
 
 async function loadBindings(db: Database): Promise<Map<string, Binding>> {
   const bindings = new Map<string, Binding>();
-  const { rows } = await db.query<{ queue: string; pattern: string; exchange: string }>(`SELECT queue, pattern, exchange FROM ${SCHEMA}.bindings`);
+  const { rows } = await db.query<{ queue: string; pattern: string; exchange: string }>(
+    `SELECT queue, pattern, exchange FROM ${SCHEMA}.bindings`,
+  );
   for (const row of rows) {
-    bindings.set(row.queue, { exchange: row.exchange, patterns: [...(bindings.get(row.queue)?.patterns ?? []), row.pattern] });
+    bindings.set(row.queue, {
+      exchange: row.exchange,
+      patterns: [...(bindings.get(row.queue)?.patterns ?? []), row.pattern],
+    });
   }
   return bindings;
 }

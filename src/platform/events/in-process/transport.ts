@@ -1,7 +1,15 @@
 import type { Database, Queryable } from '../../db/database.ts';
 import { migrate } from '../../db/migrate.ts';
 import type { Logger } from '../../logger.ts';
-import { DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, type DeliveryReport, type EventTransport, type OutgoingMessage, type Subscription, type SubscriptionOptions } from '../transport.ts';
+import {
+  DELIVERIES_EXCHANGE,
+  EVENTS_EXCHANGE,
+  type DeliveryReport,
+  type EventTransport,
+  type OutgoingMessage,
+  type Subscription,
+  type SubscriptionOptions,
+} from '../transport.ts';
 import { createDeadLetters } from './dead-letters.ts';
 import { startQueueWorker, type QueueWorker } from './queue-worker.ts';
 import { createRouter, type Router } from './router.ts';
@@ -21,7 +29,8 @@ export async function createInProcessTransport(options: { db: Database; log: Log
   const wakeWorkers = () => workers.forEach((worker) => worker.wake());
   // The workers' queries wait for the storing transaction (PGlite runs one at a time): the rows are visible by then.
   const router = await createRouter(db, () => setImmediate(wakeWorkers));
-  const report = (delivery: DeliveryReport, tx: Queryable) => router.route(DELIVERIES_EXCHANGE, [reportMessage(delivery)], tx);
+  const report = (delivery: DeliveryReport, tx: Queryable) =>
+    router.route(DELIVERIES_EXCHANGE, [reportMessage(delivery)], tx);
 
   return {
     kind: 'in-process',

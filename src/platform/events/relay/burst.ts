@@ -40,7 +40,11 @@ export function burst(settings: BurstSettings, signal: LoopSignal): Promise<bool
 }
 
 /** Reads and sends until caught up and settled, a failure, closing, or handing the lock over. */
-async function publishWhileHeld(session: PublishingSession, settings: BurstSettings, signal: LoopSignal): Promise<boolean> {
+async function publishWhileHeld(
+  session: PublishingSession,
+  settings: BurstSettings,
+  signal: LoopSignal,
+): Promise<boolean> {
   let startedAt = performance.now();
   while (!signal.closed && !session.failure) {
     if (performance.now() - startedAt > settings.maxBurstMs) {

@@ -31,10 +31,15 @@ export interface PublishPath {
  * A broker with publisher confirms: published at once, pipelined; deleted once confirmed,
  * on the relay's connection, so the DELETE runs in order with its reads.
  */
-export function confirmedPublishPath(transport: EventTransport, connection: Queryable, sql: RelaySql, confirmTimeoutMs: number): PublishPath {
+export function confirmedPublishPath(
+  transport: EventTransport,
+  connection: Queryable,
+  sql: RelaySql,
+  confirmTimeoutMs: number,
+): PublishPath {
   return {
     readsAhead: true,
-    start: (messages) => withTimeout(transport.publish(messages), confirmTimeoutMs, 'the broker\'s confirm'),
+    start: (messages) => withTimeout(transport.publish(messages), confirmTimeoutMs, "the broker's confirm"),
     async finish(batch, leftOutbox) {
       await batch.started;
       leftOutbox();
@@ -72,6 +77,14 @@ const canHandOver = (transport: EventTransport): transport is HandingOver => tra
  * The transport's hand-over when it has one, else publishing with confirms. Its methods are
  * looked up at each call (a test may replace one).
  */
-export function publishPathFor(transport: EventTransport, db: Database, connection: Queryable, sql: RelaySql, confirmTimeoutMs: number): PublishPath {
-  return canHandOver(transport) ? handOverPublishPath(transport, db, sql) : confirmedPublishPath(transport, connection, sql, confirmTimeoutMs);
+export function publishPathFor(
+  transport: EventTransport,
+  db: Database,
+  connection: Queryable,
+  sql: RelaySql,
+  confirmTimeoutMs: number,
+): PublishPath {
+  return canHandOver(transport)
+    ? handOverPublishPath(transport, db, sql)
+    : confirmedPublishPath(transport, connection, sql, confirmTimeoutMs);
 }

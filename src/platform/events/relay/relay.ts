@@ -74,7 +74,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     onError(error) {
       const message = error instanceof Error ? error.message : String(error);
       options.metrics?.publishErrors.inc({ service: options.appId });
-      if (lastError !== message) log.warn({ err: error, schema }, 'outbox relay could not publish; events stay in the outbox');
+      if (lastError !== message)
+        log.warn({ err: error, schema }, 'outbox relay could not publish; events stay in the outbox');
       lastError = message;
     },
     onRecovered() {
@@ -95,7 +96,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (lastError) return { ok: false, detail: `outbox ${schema}: publishing failing: ${lastError}` };
       const { oldestSeconds: oldest, pending } = await outboxBacklog(db, schema);
       if (oldest !== null && oldest > STUCK_AFTER_SECONDS) {
-        return { ok: false, detail: `outbox ${schema}: stuck: ${pending} events waiting, the oldest for ${Math.round(oldest)} s` };
+        return {
+          ok: false,
+          detail: `outbox ${schema}: stuck: ${pending} events waiting, the oldest for ${Math.round(oldest)} s`,
+        };
       }
       return { ok: true, detail: `outbox ${schema}: publishing (${pending} waiting)` };
     },
