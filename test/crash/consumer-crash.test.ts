@@ -9,7 +9,6 @@ import { bindTestQueue, deleteQueues, startStallableTcpProxy, type StallableTcpP
 import {
   assertTotalQueue,
   connectClient,
-  dropDatabase,
   effectsOf,
   freshDatabaseUrl,
   handlingsAsNew,
@@ -20,6 +19,7 @@ import {
   waitForBlockedStatement,
   writeMarker,
   type WriteLoad,
+  cleanUpAfterCrash,
 } from '../support/crash-harness.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, amqpUrlThroughPort, testBrokerAddress } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
@@ -108,14 +108,7 @@ describe('crash: a consumer killed with events in hand (event log, PostgreSQL, R
     token = await createApiClient(authUrl).login('testuser', '123456');
   });
   afterEach(stopRecorders);
-  after(async () => {
-    for (const child of processes)
-      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
-    await admin?.end();
-    await proxy?.close();
-    await dropDatabase(databaseUrl);
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
+  after(() => cleanUpAfterCrash({ processes, opened: [admin, proxy], databaseUrl, dataDir }));
 
   it("when it is killed inside its handler's transaction under a write load, then after restart every committed change is recorded once", async () => {
     const first = await startEventLog();

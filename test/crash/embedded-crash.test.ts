@@ -12,6 +12,7 @@ import {
   startWriteLoad,
   totalQueue,
   writeMarker,
+  cleanUpAfterCrash,
 } from '../support/crash-harness.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
@@ -42,12 +43,7 @@ describe('crash: embedded mode (PGlite and the in-process transport) killed unde
     // sent (a second .eml file for the same Message-ID would overwrite the first).
     sink = await startSmtpSink();
   });
-  after(async () => {
-    for (const child of processes)
-      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
-    await sink?.close();
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
+  after(() => cleanUpAfterCrash({ processes, opened: [sink], dataDir }));
 
   it('when the process is killed while writes commit, then after restart every committed change is in the event log once and mailed once', async () => {
     // debug: the consumers' `event handled` lines say which deliveries were handled as new.

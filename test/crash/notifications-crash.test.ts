@@ -9,7 +9,6 @@ import { deleteQueues } from '../support/broker.ts';
 import {
   connectClient,
   countKeys,
-  dropDatabase,
   endOrphanedSession,
   freshDatabaseUrl,
   holdLock,
@@ -17,6 +16,7 @@ import {
   totalQueue,
   waitForBlockedStatement,
   writeMarker,
+  cleanUpAfterCrash,
 } from '../support/crash-harness.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
@@ -39,14 +39,7 @@ describe("crash: notifications killed between the SMTP server's acceptance and t
     sink = await startSmtpSink();
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-notify-crash-'));
   });
-  after(async () => {
-    for (const child of processes)
-      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
-    await admin?.end();
-    await sink?.close();
-    await dropDatabase(databaseUrl);
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
+  after(() => cleanUpAfterCrash({ processes, opened: [admin, sink], databaseUrl, dataDir }));
 
   it('when the process dies with a mail accepted and not recorded, under a load of assignments, then that one mail goes out once more and every other exactly once, none lost', async () => {
     const env = {

@@ -9,7 +9,6 @@ import { bindTestQueue, deleteQueues, type TestQueue } from '../support/broker.t
 import {
   assertTotalQueue,
   connectClient,
-  dropDatabase,
   effectsOf,
   endOrphanedSession,
   freshDatabaseUrl,
@@ -20,6 +19,7 @@ import {
   totalQueue,
   waitForBlockedStatement,
   writeMarker,
+  cleanUpAfterCrash,
 } from '../support/crash-harness.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
@@ -40,14 +40,7 @@ describe('crash: the relay killed after the broker confirmed a batch, before its
     queue = await bindTestQueue(['project.created']);
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-relay-crash-'));
   });
-  after(async () => {
-    for (const child of processes)
-      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
-    await admin?.end();
-    await queue?.close();
-    await dropDatabase(databaseUrl);
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
+  after(() => cleanUpAfterCrash({ processes, opened: [admin, queue], databaseUrl, dataDir }));
 
   it('when the process dies between the confirm and the DELETE under a write load, then the batch goes out again and every committed change is recorded once', async () => {
     // debug: the consumers' `event handled` lines say which deliveries were handled as new.

@@ -10,7 +10,6 @@ import {
   assertTotalQueue,
   connectClient,
   countKeys,
-  dropDatabase,
   endOrphanedSession,
   freshDatabaseUrl,
   holdLock,
@@ -18,6 +17,7 @@ import {
   startWriteLoad,
   totalQueue,
   waitForBlockedStatement,
+  cleanUpAfterCrash,
 } from '../support/crash-harness.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
@@ -41,14 +41,7 @@ describe("crash: a second replica's relay takes over from a killed one", () => {
     queue = await bindTestQueue(['project.created']);
     dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-relay-takeover-'));
   });
-  after(async () => {
-    for (const child of processes)
-      if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
-    await admin?.end();
-    await queue?.close();
-    await dropDatabase(databaseUrl);
-    await fs.rm(dataDir, { recursive: true, force: true });
-  });
+  after(() => cleanUpAfterCrash({ processes, opened: [admin, queue], databaseUrl, dataDir }));
 
   it('when the replica whose relay holds the lock is killed with events waiting and the other replica has no commits, then its poll publishes them, each once, in commit order, within the poll interval', async () => {
     const env = { DATABASE_URL: databaseUrl, AMQP_URL: TEST_AMQP_URL, DATA_DIR: dataDir, LOG_LEVEL: 'info' };

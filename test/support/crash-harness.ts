@@ -1,6 +1,10 @@
+import fs from 'node:fs/promises';
 import pg from 'pg';
 import { TEST_POSTGRES_URL } from './environment.ts';
-import { eventually } from './test-system.ts';
+import type { ServiceProcess } from './processes.ts';
+import { dropDatabase, eventually } from './test-system.ts';
+
+export { dropDatabase };
 
 /**
  * The pieces the crash tests share: a steady write load that keeps its own history, the
@@ -11,16 +15,26 @@ import { eventually } from './test-system.ts';
 /** A database URL no other test uses (created by the first process that connects). */
 export const freshDatabaseUrl = (prefix: string) => `${TEST_POSTGRES_URL}/dc_${prefix}_${process.pid}_${Date.now()}`;
 
-export async function dropDatabase(databaseUrl: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: `${TEST_POSTGRES_URL}/postgres` });
-  await admin.connect();
-  try {
-    await admin.query(
-      `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(databaseUrl).pathname.slice(1))} WITH (FORCE)`,
-    );
-  } finally {
-    await admin.end();
+/** Something a crash test opened: a client, a proxy, a queue, an SMTP sink. */
+type Closable = { end(): Promise<void> } | { close(): Promise<unknown> };
+
+/**
+ * After a crash test: the processes still running stopped, what the test opened closed, its
+ * database dropped and its data directory deleted, in that order.
+ */
+export async function cleanUpAfterCrash(left: {
+  processes: ServiceProcess[];
+  opened: Array<Closable | undefined>;
+  databaseUrl?: string;
+  dataDir?: string;
+}): Promise<void> {
+  for (const child of left.processes)
+    if (child.child.exitCode === null && child.child.signalCode === null) await child.stop();
+  for (const closable of left.opened) {
+    if (closable) await ('end' in closable ? closable.end() : closable.close());
   }
+  if (left.databaseUrl) await dropDatabase(left.databaseUrl);
+  if (left.dataDir) await fs.rm(left.dataDir, { recursive: true, force: true });
 }
 
 export async function connectClient(databaseUrl: string): Promise<pg.Client> {

@@ -73,7 +73,8 @@ export async function startTestSystem(options: TestSystemOptions): Promise<TestS
   };
 }
 
-async function dropDatabase(databaseUrl: string): Promise<void> {
+/** Drops a test's database, closing whatever still uses it. */
+export async function dropDatabase(databaseUrl: string): Promise<void> {
   const url = new URL(databaseUrl);
   const name = url.pathname.slice(1);
   url.pathname = '/postgres';
