@@ -83,11 +83,7 @@ describe('crash: a consumer killed with events in hand (event log, PostgreSQL, R
     const recorded = (await recordedEvents(admin, 'project.created', 'name')).filter((event) =>
       event.key.startsWith(`${prefix}-`),
     );
-    const handlings = handlingsAsNew(
-      recorders.map((child) => child.output()),
-      RECORDER,
-      [markerEventId],
-    );
+    const handlings = await handlingsAsNew(() => recorders.map((child) => child.output()), RECORDER, [markerEventId]);
     assertTotalQueue(totalQueue(history, effectsOf(recorded, handlings)), history, what);
     return handlings;
   };
@@ -144,7 +140,7 @@ describe('crash: a consumer killed with events in hand (event log, PostgreSQL, R
     // The crash fell in its window: the blocked batch never committed, the restarted process handled it as new.
     assert.equal(handlings.get(blockedEventId), 1, `the blocked event ${blockedEventId} handled as new once`);
     assert.ok(
-      handlingsAsNew([second.output()], RECORDER, [blockedEventId]).has(blockedEventId),
+      (await handlingsAsNew(() => [second.output()], RECORDER, [blockedEventId])).has(blockedEventId),
       'by the restarted process',
     );
   });

@@ -114,11 +114,9 @@ describe('crash: embedded mode (PGlite and the in-process transport) killed unde
 
     const created = (await listEvents(api, admin, 'defect.created')).filter((event) => event.data.title !== MARKER);
     const recorded = created.map((event) => ({ eventId: event.event_id, key: event.data.title as string }));
-    const handlings = handlingsAsNew(
-      processes.map((child) => child.output()),
-      'event-log.recorder',
-      [markerEventId],
-    );
+    const handlings = await handlingsAsNew(() => processes.map((child) => child.output()), 'event-log.recorder', [
+      markerEventId,
+    ]);
     assertTotalQueue(
       totalQueue(history, effectsOf(recorded, handlings)),
       history,
@@ -126,7 +124,7 @@ describe('crash: embedded mode (PGlite and the in-process transport) killed unde
     );
 
     // The kill found work in flight: events committed before it were handled (as new) only by the restarted process.
-    const byRestarted = handlingsAsNew([second.output()], 'event-log.recorder', [markerEventId]);
+    const byRestarted = await handlingsAsNew(() => [second.output()], 'event-log.recorder', [markerEventId]);
     const finishedAfterRestart = recorded
       .filter((event) => committedBeforeKill.has(event.key) && byRestarted.has(event.eventId))
       .map((event) => event.key);

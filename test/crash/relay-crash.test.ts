@@ -99,12 +99,8 @@ describe('crash: the relay killed after the broker confirmed a batch, before its
       30_000,
       'the held events in the event log (handled the first time)',
     );
-    // The debug lines of that handling reach stdout (handlingsAsNew throws until each is there).
-    await eventually(
-      () => handlingsAsNew([first.output()], 'event-log.recorder', heldEventIds),
-      10_000,
-      'the first handling of the held events in the output',
-    );
+    // The debug lines of that handling reach stdout (handlingsAsNew waits for each).
+    await handlingsAsNew(() => [first.output()], 'event-log.recorder', heldEventIds);
 
     await first.kill();
     await endOrphanedSession(admin, blocked);
@@ -139,11 +135,9 @@ describe('crash: the relay killed after the broker confirmed a batch, before its
     // Broker-side sentinel: the outboxes empty, then a marker through the test's queue.
     await queue.settle(admin);
 
-    const handlings = handlingsAsNew(
-      processes.map((child) => child.output()),
-      'event-log.recorder',
-      [markerEventId],
-    );
+    const handlings = await handlingsAsNew(() => processes.map((child) => child.output()), 'event-log.recorder', [
+      markerEventId,
+    ]);
     const effects = effectsOf(
       (await recordedEvents(admin, 'project.created', 'name')).filter((event) => event.key !== marker),
       handlings,

@@ -217,9 +217,25 @@ export function countKeys(keys: Iterable<string>): Map<string, number> {
  * `handledBySurvivors`: events a process that was not killed is known to have handled as new
  * (a marker written after the crash): each must have its line, or the count says nothing (the
  * line's message or fields changed, LOG_LEVEL is not debug) and this throws instead of
- * returning a map in which every repeat would go unseen.
+ * returning a map in which every repeat would go unseen. pino writes asynchronously, so a
+ * living process's line can come after the effect it logs: the outputs are read again until
+ * every such line is there (10 s).
  */
-export function handlingsAsNew(outputs: string[], consumer: string, handledBySurvivors: string[]): Map<string, number> {
+export async function handlingsAsNew(
+  readOutputs: () => string[],
+  consumer: string,
+  handledBySurvivors: string[],
+): Promise<Map<string, number>> {
+  let counts: Map<string, number> | undefined;
+  await eventually(
+    () => (counts = countHandlingsAsNew(readOutputs(), consumer, handledBySurvivors)),
+    10_000,
+    `the "event handled" lines of ${consumer}`,
+  );
+  return counts!;
+}
+
+function countHandlingsAsNew(outputs: string[], consumer: string, handledBySurvivors: string[]): Map<string, number> {
   if (handledBySurvivors.length === 0)
     throw new Error('handlingsAsNew needs at least one event a surviving process handled, to show its lines are there');
   const ids: string[] = [];
