@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
-import { EventContractViolation } from '../../../src/contracts/events.ts';
-import { createEmbeddedDatabase, type Database } from '../../../src/platform/db/database.ts';
-import { migrate } from '../../../src/platform/db/migrate.ts';
-import { createOutbox, outboxMigrations, type Outbox } from '../../../src/platform/events/outbox.ts';
-import { createBaseApp } from '../../../src/platform/http/http-app.ts';
-import { createMetrics } from '../../../src/platform/metrics/metrics.ts';
-import { captureLogs } from '../../support/log-capture.ts';
+import { EventContractViolation } from '../../src/contracts/events.ts';
+import { createEmbeddedDatabase, type Database } from '../../src/platform/db/database.ts';
+import { migrate } from '../../src/platform/db/migrate.ts';
+import { createOutbox, outboxMigrations, type Outbox } from '../../src/platform/events/outbox.ts';
+import { createBaseApp } from '../../src/platform/http/http-app.ts';
+import { createMetrics } from '../../src/platform/metrics/metrics.ts';
+import { captureLogs } from '../support/log-capture.ts';
 
 const SCHEMA = 'contract_check';
 
