@@ -93,6 +93,16 @@ function assertCopyOf(copy: AsyncMessage | SyncMessage, event: EventEnvelope, re
   assert.equal(copy.headers?.['x-request-id'], requestId, `${what}: the request's id travels on`);
 }
 
+/** Publishes the events together, waits until every one is parked, and takes them off the DLQ. */
+async function publishAndTakeParked(events: EventEnvelope[], requestId: (event: EventEnvelope) => string) {
+  await publishEvents(events.map((event) => ({ event, headers: { 'x-request-id': requestId(event) } })));
+  await eventually(
+    async () => (await messageCount(DLQ)) === events.length,
+    30_000,
+    `${events.length} messages parked in ${DLQ}`,
+  );
+  return takeAll(DLQ);
+}
 describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the default / 100)`, () => {
   let system: TestSystem;
   /** The delivery reports of the consumer under test, read off `event-deliveries`. */
@@ -107,13 +117,7 @@ describe(`retries and dead letters on the wire, schedule ${SHORT_SCHEDULE} (the 
     reports = await bindTestQueue([QUEUE], { exchange: DELIVERIES_EXCHANGE });
     startedAt = Date.now();
     // Together, so that they share the retry queues (and their jitter can be told apart).
-    await publishEvents(events.map((event) => ({ event, headers: { 'x-request-id': requestId(event) } })));
-    await eventually(
-      async () => (await messageCount(DLQ)) === events.length,
-      30_000,
-      `${events.length} messages parked in ${DLQ}`,
-    );
-    parked = await takeAll(DLQ);
+    parked = await publishAndTakeParked(events, requestId);
   });
   after(async () => {
     await reports?.close();
@@ -273,13 +277,7 @@ describe('retries on the wire with the default schedule (1s,5s,30s,2m,10m): each
         tap.once('error', reject);
       });
     }
-    await publishEvents(events.map((event) => ({ event, headers: { 'x-request-id': requestId(event) } })));
-    await eventually(
-      async () => (await messageCount(DLQ)) === events.length,
-      30_000,
-      `${events.length} messages parked in ${DLQ}`,
-    );
-    parked = await takeAll(DLQ);
+    parked = await publishAndTakeParked(events, requestId);
   });
   after(async () => {
     for (const close of closers) await close();
