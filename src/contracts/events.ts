@@ -48,6 +48,18 @@ export const EVENTS = {
     { publishedBy: 'projects', when: 'a project is deleted', seed: true },
     Type.Object({ project_id: Id, deleted_by: Id }),
   ),
+  'project.member_added': event(
+    {
+      publishedBy: 'projects',
+      when: 'a user became a member of a project (the owner, with its `project.created`, is a member without this event)',
+      seed: false,
+    },
+    Type.Object({ project_id: Id, user_id: Id, added_by: Id }),
+  ),
+  'project.member_removed': event(
+    { publishedBy: 'projects', when: 'a member was removed from a project (never its owner)', seed: false },
+    Type.Object({ project_id: Id, user_id: Id, removed_by: Id }),
+  ),
   'defect.created': event(
     { publishedBy: 'defects', when: 'a defect is created', seed: true },
     Type.Object({
