@@ -96,6 +96,9 @@ export async function bindTestQueue(
     {
       queue,
       queueOptions: { exclusive: true, autoDelete: true },
+      // The broker counts a message delivered once it is sent: there is no ack to send, so none
+      // can fail on a channel that close() is shutting while deliveries still arrive.
+      noAck: true,
       exchanges: [{ exchange, type: 'topic', durable: true }],
       queueBindings: patterns.map((routingKey) => ({ exchange, queue, routingKey })),
     },
