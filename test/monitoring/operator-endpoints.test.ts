@@ -30,7 +30,7 @@ interface ReadinessBody {
 const get = async (url: string, token?: string) => {
   const response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, text, json: () => JSON.parse(text) as any };
+  return { status: response.status, headers: response.headers, text, json: () => JSON.parse(text) };
 };
 
 describe('operator endpoints: /metrics behind METRICS_TOKEN and cached, /readyz details for loopback or the token', () => {
