@@ -40,6 +40,19 @@ const ConfigSchema = Type.Object({
     default: '30s',
     description: 'a delay like 30s or 500ms',
   }),
+  // Operator endpoints (issue 11, limits): unset, /metrics stays open and /readyz details go to loopback only.
+  METRICS_TOKEN: Type.Optional(
+    Type.String({
+      pattern: '^[A-Za-z0-9._~+/=-]{16,256}$',
+      description: '16-256 characters of A-Z a-z 0-9 . _ ~ + / = -',
+    }),
+  ),
+  METRICS_REFRESH_INTERVAL: Type.String({
+    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
+    default: '5s',
+    description: 'a delay like 5s or 500ms',
+  }),
+  ASSIGNMENT_MAILS_PER_HOUR: Type.Integer({ minimum: 1, maximum: 1000, default: 3 }),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
@@ -61,6 +74,8 @@ export type Config = Readonly<
     retryDelaysMs: number[];
     /** EVENTS_CONFIRM_TIMEOUT in milliseconds: how long the relay waits for the broker's confirm of a batch. */
     confirmTimeoutMs: number;
+    /** METRICS_REFRESH_INTERVAL in milliseconds: how long /metrics serves one reading of the stored state. */
+    metricsRefreshMs: number;
   }
 >;
 
@@ -78,6 +93,7 @@ const SECRET_VARIABLES = new Set([
   'JWT_PRIVATE_KEY',
   'DEMO_USER',
   'ADMIN_USER',
+  'METRICS_TOKEN',
 ]);
 
 /** Reads and validates the configuration; pure over the given environment. */
@@ -100,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ADMIN_USER: parseCredentials(config.ADMIN_USER),
     retryDelaysMs: parseDelays(config.EVENTS_RETRY_DELAYS),
     confirmTimeoutMs: parseDelays(config.EVENTS_CONFIRM_TIMEOUT)[0],
+    metricsRefreshMs: parseDelays(config.METRICS_REFRESH_INTERVAL)[0],
   });
 }
 
@@ -124,6 +141,7 @@ function durationProblems(config: RawConfig): string[] {
   const variables = {
     EVENTS_RETRY_DELAYS: config.EVENTS_RETRY_DELAYS,
     EVENTS_CONFIRM_TIMEOUT: config.EVENTS_CONFIRM_TIMEOUT,
+    METRICS_REFRESH_INTERVAL: config.METRICS_REFRESH_INTERVAL,
   };
   return Object.entries(variables)
     .filter(([, given]) => parseDelays(given).some((delayMs) => !(delayMs >= 1 && delayMs <= MAX_TIMER_MS)))

@@ -46,8 +46,8 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   const transport: EventTransport = config.AMQP_URL
     ? createAmqpTransport({ url: config.AMQP_URL, log: log.child({ component: 'amqp' }), connectionName: options.name })
     : await createInProcessTransport({ db, log: log.child({ component: 'in-process-transport' }) });
-  const metrics = createMetrics();
-  const deps: ServiceDeps = { config, db, transport, log, verifyToken: options.verifyToken };
+  const metrics = createMetrics({ refreshMs: config.metricsRefreshMs });
+  const deps: ServiceDeps = { config, db, transport, log, verifyToken: options.verifyToken, metrics };
   const modules = await options.modules(deps);
 
   for (const module of modules) if (module.migrations.length > 0) await migrate(db, module.name, module.migrations);
@@ -81,6 +81,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     metrics,
     title: `Defect Control — ${options.name}`,
     verifyToken: options.verifyToken,
+    metricsToken: config.METRICS_TOKEN,
     readiness: [
       {
         name: 'database',

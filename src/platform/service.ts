@@ -7,6 +7,7 @@ import type { Outbox } from './events/outbox.ts';
 import type { EventTransport } from './events/transport.ts';
 import type { HttpApp } from './http/http-app.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics/metrics.ts';
 
 /** What the host gives every service. */
 export interface ServiceDeps {
@@ -15,6 +16,8 @@ export interface ServiceDeps {
   transport: EventTransport;
   log: Logger;
   verifyToken: TokenVerifier;
+  /** The process's metrics: a service may register its own on `metrics.registry`. */
+  metrics: Metrics;
 }
 
 export interface ConsumerDefinition {

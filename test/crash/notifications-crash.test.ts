@@ -25,7 +25,7 @@ import { startSmtpSink, type ReceivedMail, type SmtpSink } from '../support/smtp
 import { eventually } from '../support/test-system.ts';
 
 const eventIdOf = (mail: ReceivedMail) => mail.event.split(' ').at(-1)!;
-const defectIdOf = (mail: ReceivedMail) => Number(/#(\d+)/.exec(mail.subject)?.[1]); // "Вам назначен дефект #<id>: <title>"
+const defectIdOf = (mail: ReceivedMail) => Number(/#(\d+)/.exec(mail.subject)?.[1]); // "Вам назначен дефект #<id> в проекте «<name>»"
 
 describe("crash: notifications killed between the SMTP server's acceptance and the sent-mail record", () => {
   const databaseUrl = freshDatabaseUrl('notify_crash');

@@ -21,7 +21,14 @@ describe('metrics move when what they count happens', () => {
     sink = await startSmtpSink();
     system = await startTestSystem({
       mode: 'postgres',
-      env: { AMQP_URL: amqpUrlThroughPort(proxy.port), SMTP_URL: sink.url, EVENTS_RETRY_DELAYS: '200ms,400ms' },
+      env: {
+        AMQP_URL: amqpUrlThroughPort(proxy.port),
+        SMTP_URL: sink.url,
+        EVENTS_RETRY_DELAYS: '200ms,400ms',
+        // These tests read the gauges right after what they count happened: a short reuse of
+        // one reading (operator-endpoints.test.ts tests the sharing itself).
+        METRICS_REFRESH_INTERVAL: '100ms',
+      },
     });
     manager = await system.api.createUser('manager');
     engineer = await system.api.createUser('engineer');

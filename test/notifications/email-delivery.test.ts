@@ -138,7 +138,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     await sentinel.settle({ handled: [eventId] });
     const mails = sink.forEvent(eventId);
     assert.deepEqual(recipientsOf(mails), [emailOf(assignee)]);
-    assert.equal(mails[0].subject, `Вам назначен дефект #${defect.id}: Скол бетона`);
+    assert.equal(mails[0].subject, `Вам назначен дефект #${defect.id} в проекте «${PROJECT}»`);
     for (const expected of [`«${PROJECT}»`, 'Скол бетона', 'Новая', 'Высокий', 'Test engineer']) {
       assert.ok(mails[0].text!.includes(expected), `text has ${expected}:\n${mails[0].text}`);
     }

@@ -77,7 +77,9 @@ describe('notifications in embedded mode, without SMTP: .eml files', () => {
     assert.ok(statusMails[0].html!.includes('Трещина в стене'));
     assert.match(statusMails[0].raw, /^From: Defect Control <noreply@defect-control\.local>/m);
 
-    const assignment = (await readMails()).filter((mail) => mail.subject === 'Вам назначен дефект #1: Трещина в стене');
+    const assignment = (await readMails()).filter(
+      (mail) => mail.subject === 'Вам назначен дефект #1 в проекте «Школа №5»',
+    );
     assert.equal(assignment.length, 1);
     assert.match(assignment[0].to, new RegExp(`<${emailOf(engineer)}>`));
 

@@ -51,13 +51,15 @@ export interface MailSentinel {
 }
 
 /**
- * The sentinel of a system's mail: a project, a defect and three users of its own, made on
- * the first settle() (so that a test's own numbering, defect #1, is left alone); the first
- * marker is the defect's creation with an assignee, every later one a reassignment between
- * two users, by the reporter (who is never mailed about his own change).
+ * The sentinel of a system's mail: a project, a defect and users of its own, made on the
+ * first settle() (so that a test's own numbering, defect #1, is left alone); the first
+ * marker is the defect's creation with an assignee, every later one a reassignment to a
+ * user made for it, by the reporter (who is never mailed about his own change). A new user
+ * each time: the assignment-mail limit (ASSIGNMENT_MAILS_PER_HOUR) would hold back a marker
+ * to someone who already got that many about the sentinel's defect.
  */
 export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): MailSentinel {
-  let parties: { reporter: TestUser; assignees: [TestUser, TestUser]; defectId: number } | undefined;
+  let parties: { reporter: TestUser; assignees: TestUser[]; defectId: number } | undefined;
   let markers = 0;
 
   let admin: TestUser | undefined;
@@ -101,7 +103,7 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
       let before: number;
       if (!parties) {
         const reporter = await api.createUser('engineer');
-        const assignees: [TestUser, TestUser] = [await api.createUser('engineer'), await api.createUser('engineer')];
+        const assignees = [await api.createUser('engineer')];
         const project = await api.post('/v1/projects', { name: 'Сигнальный объект' }, reporter.token);
         if (project.status !== 201)
           throw new Error(`sentinel project: ${project.status} ${JSON.stringify(project.body)}`);
@@ -115,7 +117,8 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
         if (defect.status !== 201) throw new Error(`sentinel defect: ${defect.status} ${JSON.stringify(defect.body)}`);
         parties = { reporter, assignees, defectId: defect.body.id };
       } else {
-        target = parties.assignees[markers % 2 === 1 ? 0 : 1];
+        target = await api.createUser('engineer');
+        parties.assignees.push(target);
         before = await mailsTo(emailOf(target));
         const moved = await api.patch(
           `/v1/defects/${parties.defectId}`,

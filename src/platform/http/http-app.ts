@@ -4,13 +4,20 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type RawServerDefault,
+} from 'fastify';
 import type { TokenVerifier } from '../auth/access-token.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { authGuard } from './auth-guard.ts';
 import { routeNotFound } from '../errors/common-errors.ts';
 import { handleError, sendError } from './error-handler.ts';
+import { operatorAccess, type OperatorAccess } from './operator-access.ts';
 import { continueTrace } from './trace-context.ts';
 
 declare module 'fastify' {
@@ -40,6 +47,8 @@ export interface HttpAppOptions {
   title: string;
   verifyToken: TokenVerifier;
   readiness: ReadinessCheck[];
+  /** METRICS_TOKEN: closes /metrics and opens /readyz details to non-loopback callers that send it. */
+  metricsToken?: string;
 }
 
 const OPERATIONS_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
@@ -49,7 +58,11 @@ const REQUEST_ID_PATTERN = /^[\w.:-]{1,128}$/;
  * Fastify with what every process shares, the gateway included: request ids taken or
  * made, JSON problem errors, strict body validation, one log line per request.
  */
-export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
+export function createBaseApp(
+  log: Logger,
+  metrics: Metrics,
+  access: OperatorAccess = operatorAccess(undefined),
+): HttpApp {
   const app = Fastify({
     loggerInstance: log,
     routerOptions: { ignoreTrailingSlash: true },
@@ -90,15 +103,32 @@ export function createBaseApp(log: Logger, metrics: Metrics): HttpApp {
     );
   });
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    access.requireForMetrics(request);
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   return app as unknown as HttpApp;
+}
+
+/**
+ * The /readyz answer: 200 when every check is ok, else 503. The checks' `detail` (error
+ * messages naming hosts, ports, queues) only for callers that may see it; others get each
+ * check's name and ok flag.
+ */
+export function sendReadiness(
+  reply: FastifyReply,
+  checks: Array<{ name: string; ok: boolean; detail: unknown }>,
+  withDetails: boolean,
+) {
+  const ready = checks.every((check) => check.ok);
+  const shown = withDetails ? checks : checks.map(({ name, ok }) => ({ name, ok }));
+  return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: shown });
 }
 
 /** A service's app: the base, OpenAPI at /docs, the auth guard, readiness. It does not listen. */
 export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
-  const app = createBaseApp(options.log, options.metrics);
+  const access = operatorAccess(options.metricsToken);
+  const app = createBaseApp(options.log, options.metrics, access);
   await app.register(formBody);
   await app.register(swagger, {
     openapi: {
@@ -109,12 +139,11 @@ export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(authGuard, { verifyToken: options.verifyToken });
 
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/readyz', { schema: { hide: true } }, async (request, reply) => {
     const results = await Promise.all(
       options.readiness.map(async (item) => ({ name: item.name, ...(await item.check()) })),
     );
-    const ready = results.every((result) => result.ok);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks: results });
+    return sendReadiness(reply, results, access.maySeeDetails(request));
   });
   return app;
 }

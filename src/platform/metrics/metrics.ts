@@ -3,28 +3,50 @@ import type { Queryable } from '../db/database.ts';
 import { outboxBacklog } from '../events/outbox.ts';
 import { withTimeout } from '../timeout.ts';
 import type { DeadLetterQueues } from '../events/transport.ts';
+import { sharedReading } from './shared-reading.ts';
 
 export type ConsumeResult = 'ok' | 'retry' | 'dead_letter' | 'duplicate';
 
-/** A scrape must answer even when the broker does not: an unknown value is NaN, not a hang. */
+/** A scrape must answer even when the broker or the database does not: an unknown value is NaN, not a hang. */
 const SCRAPE_TIMEOUT_MS = 1_000;
 
-/** With the database down, the other metrics must still be served: unknown is NaN. */
-const unreadable = () => ({ pending: Number.NaN, oldestSeconds: Number.NaN });
+/** How long one reading of the stored state serves scrapes when the host does not say. */
+const DEFAULT_REFRESH_MS = 5_000;
+
+/** What the scrape-time gauges show: read from the database and the broker, shared between scrapes. */
+interface StoredState {
+  outboxes: Map<string, { pending: number; oldestSeconds: number }>;
+  deadLetters: Map<string, number>;
+}
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 /**
  * The process's Prometheus metrics: one registry for every service it hosts (the all-in-one
  * process serves them all on one /metrics). Gauges that describe stored state (outbox
- * backlog, dead letters) are read when scraped, so they are never stale.
+ * backlog, dead letters) are read when scraped, but one reading serves every scrape for
+ * `refreshMs` and only one is in flight at a time: a flood of scrapes costs the database
+ * pool one connection at most, never the connections requests need.
  */
-export function createMetrics() {
+export function createMetrics(options: { refreshMs?: number } = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   const outboxes: Array<{ service: string; schema: string; db: Queryable }> = [];
   const deadLetterSources: Array<{ consumer: string; queues: DeadLetterQueues }> = [];
+
+  const stateReads = new Counter({
+    name: 'metrics_state_reads_total',
+    help: 'Readings of the stored state (outbox backlog, dead letters) for the scrape-time gauges',
+    registers,
+  });
+  const storedState = sharedReading<StoredState>({
+    read: () => readStoredState(outboxes, deadLetterSources),
+    maxAgeMs: options.refreshMs ?? DEFAULT_REFRESH_MS,
+    waitMs: SCRAPE_TIMEOUT_MS,
+    unknown: () => unknownState(outboxes, deadLetterSources),
+    onRead: () => stateReads.inc(),
+  });
 
   const metrics = {
     registry,
@@ -46,11 +68,7 @@ export function createMetrics() {
       labelNames: ['service'],
       registers,
       async collect() {
-        for (const outbox of outboxes)
-          this.set(
-            { service: outbox.service },
-            (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).pending,
-          );
+        for (const [service, backlog] of (await storedState()).outboxes) this.set({ service }, backlog.pending);
       },
     }),
     outboxOldestAge: new Gauge({
@@ -59,11 +77,7 @@ export function createMetrics() {
       labelNames: ['service'],
       registers,
       async collect() {
-        for (const outbox of outboxes)
-          this.set(
-            { service: outbox.service },
-            (await outboxBacklog(outbox.db, outbox.schema).catch(unreadable)).oldestSeconds ?? 0,
-          );
+        for (const [service, backlog] of (await storedState()).outboxes) this.set({ service }, backlog.oldestSeconds);
       },
     }),
     eventsConsumed: new Counter({
@@ -92,12 +106,7 @@ export function createMetrics() {
       labelNames: ['consumer'],
       registers,
       async collect() {
-        for (const source of deadLetterSources) {
-          this.set(
-            { consumer: source.consumer },
-            await withTimeout(source.queues.count(source.consumer), SCRAPE_TIMEOUT_MS).catch(() => Number.NaN),
-          );
-        }
+        for (const [consumer, count] of (await storedState()).deadLetters) this.set({ consumer }, count);
       },
     }),
     httpRequests: new Counter({
@@ -127,3 +136,37 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * One reading of every outbox and dead-letter queue, one after the other, so that a reading
+ * holds one database connection at a time. A source that cannot be read shows NaN.
+ */
+async function readStoredState(
+  outboxes: Array<{ service: string; schema: string; db: Queryable }>,
+  deadLetterSources: Array<{ consumer: string; queues: DeadLetterQueues }>,
+): Promise<StoredState> {
+  const state = unknownState([], []);
+  for (const outbox of outboxes) {
+    const backlog = await outboxBacklog(outbox.db, outbox.schema).catch(() => undefined);
+    state.outboxes.set(outbox.service, {
+      pending: backlog?.pending ?? Number.NaN,
+      oldestSeconds: backlog ? (backlog.oldestSeconds ?? 0) : Number.NaN,
+    });
+  }
+  for (const source of deadLetterSources) {
+    const count = await withTimeout(source.queues.count(source.consumer), SCRAPE_TIMEOUT_MS).catch(() => Number.NaN);
+    state.deadLetters.set(source.consumer, count);
+  }
+  return state;
+}
+
+/** Every gauge NaN: the database or broker did not answer in time. */
+function unknownState(
+  outboxes: Array<{ service: string }>,
+  deadLetterSources: Array<{ consumer: string }>,
+): StoredState {
+  return {
+    outboxes: new Map(outboxes.map(({ service }) => [service, { pending: Number.NaN, oldestSeconds: Number.NaN }])),
+    deadLetters: new Map(deadLetterSources.map(({ consumer }) => [consumer, Number.NaN])),
+  };
+}

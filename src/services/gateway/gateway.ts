@@ -5,7 +5,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import { request } from 'undici';
 import type { TokenVerifier } from '../../platform/auth/access-token.ts';
 import { authGuard } from '../../platform/http/auth-guard.ts';
-import { createBaseApp, type HttpApp } from '../../platform/http/http-app.ts';
+import { createBaseApp, sendReadiness, type HttpApp } from '../../platform/http/http-app.ts';
+import { operatorAccess } from '../../platform/http/operator-access.ts';
 import type { DeadLetterService } from '../dead-letters/dead-letter-service.ts';
 import { deadLetterRoutes } from '../dead-letters/routes.ts';
 import type { Logger } from '../../platform/logger.ts';
@@ -37,8 +38,11 @@ export async function buildGateway(options: {
   upstreams: Upstreams;
   /** With RabbitMQ configured, the gateway also serves the admin API over the dead-letter queues. */
   deadLetters?: { service: DeadLetterService; verifyToken: TokenVerifier };
+  /** METRICS_TOKEN: closes /metrics, and is sent to the services to read their /readyz details. */
+  metricsToken?: string;
 }): Promise<HttpApp> {
-  const app = createBaseApp(options.log, createMetrics());
+  const access = operatorAccess(options.metricsToken);
+  const app = createBaseApp(options.log, createMetrics(), access);
   if (options.deadLetters) {
     await app.register(authGuard, { verifyToken: options.deadLetters.verifyToken });
     await app.register(deadLetterRoutes(options.deadLetters.service));
@@ -75,10 +79,11 @@ export async function buildGateway(options: {
     );
   });
 
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const checks = await Promise.all(services.map(async ([name, url]) => ({ name, ...(await readinessOf(url)) })));
-    const ready = checks.every((check) => check.ok);
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  app.get('/readyz', { schema: { hide: true } }, async (request, reply) => {
+    const checks = await Promise.all(
+      services.map(async ([name, url]) => ({ name, ...(await readinessOf(url, options.metricsToken)) })),
+    );
+    return sendReadiness(reply, checks, access.maySeeDetails(request));
   });
 
   await asyncApiRoutes(app);
@@ -100,9 +105,14 @@ export async function buildGateway(options: {
   return app;
 }
 
-async function readinessOf(url: string): Promise<{ ok: boolean; detail: unknown }> {
+/** A service's /readyz; with the token, so that a service on another host shows the gateway its details. */
+async function readinessOf(url: string, metricsToken: string | undefined): Promise<{ ok: boolean; detail: unknown }> {
   try {
-    const response = await request(`${url}/readyz`, { headersTimeout: 2_000, bodyTimeout: 2_000 });
+    const response = await request(`${url}/readyz`, {
+      headersTimeout: 2_000,
+      bodyTimeout: 2_000,
+      headers: metricsToken ? { authorization: `Bearer ${metricsToken}` } : {},
+    });
     const body = await response.body.json();
     return { ok: response.statusCode === 200, detail: body };
   } catch (error) {

@@ -16,6 +16,7 @@ runMain('gateway', async (config, log) => {
   const app = await buildGateway({
     log,
     upstreams: { auth: AUTH_URL, projects: PROJECTS_URL, defects: DEFECTS_URL, events: EVENTS_URL },
+    metricsToken: config.METRICS_TOKEN,
     deadLetters: broker && {
       service: createDeadLetterService({ queues: createAmqpDeadLetters(broker), consumers: ALL_CONSUMERS }),
       verifyToken: await tokenVerifierFromConfig(config),

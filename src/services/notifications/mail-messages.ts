@@ -45,8 +45,12 @@ export function statusChangedSubject(defectId: number, newStatus: string): strin
   return `Дефект #${defectId} изменил статус на '${newStatus}'`;
 }
 
-export function assignedSubject(defectId: number, title: string): string {
-  return `Вам назначен дефект #${defectId}: ${title}`;
+/**
+ * The defect's number and its project, never its title: the title is whatever the reporter
+ * typed, and the subject is what a mailbox shows and filters on (the title is in the body).
+ */
+export function assignedSubject(defect: DefectSummary): string {
+  return `Вам назначен дефект #${defect.id} в проекте ${projectText(defect)}`;
 }
 
 export function statusChangedMail(change: StatusChange): MailContent {
@@ -101,12 +105,12 @@ export function assignedMail(assignment: Assignment): MailContent {
     SIGNATURE,
     '',
   ].join('\n');
-  const html = page(assignedSubject(defect.id, defect.title), [
+  const html = page(assignedSubject(defect), [
     `<p>Здравствуйте, ${escapeHtml(assignment.recipientName)}!</p>`,
     `<p>Вам назначен дефект <b>#${defect.id}</b> «${escapeHtml(defect.title)}».</p>`,
     table(rows),
   ]);
-  return { subject: assignedSubject(defect.id, defect.title), text, html };
+  return { subject: assignedSubject(defect), text, html };
 }
 
 /** How a person is named in a mail. */

@@ -55,4 +55,14 @@ export const notificationsMigrations: Migration[] = [
     `,
   },
   inboxMigration,
+  {
+    // Assignment mails per recipient and defect in the last hour (the rate limit, notifier.ts)
+    // are counted from the mail that really left; older rows keep defect_id null.
+    id: 'notifications/sent-mail-defect-2',
+    sql: `
+      ALTER TABLE {schema}.sent_mail ADD COLUMN defect_id integer;
+      CREATE INDEX sent_mail_by_recipient_and_defect ON {schema}.sent_mail (recipient, defect_id, sent_at)
+        WHERE defect_id IS NOT NULL;
+    `,
+  },
 ];

@@ -1,4 +1,6 @@
+import { Counter } from 'prom-client';
 import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
+import { createAssignmentMailLimit } from './assignment-limit.ts';
 import { CONSUMER_NAMES } from '../consumer-names.ts';
 import { directoryHandlers } from './directory.ts';
 import { createMailer } from './mailer.ts';
@@ -23,7 +25,21 @@ export function createNotificationsModule(deps: ServiceDeps): ServiceModule {
   const log = deps.log.child({ service: 'notifications' });
   const mailer = createMailer({ smtpUrl: config.SMTP_URL, from: config.MAIL_FROM, dataDir: config.DATA_DIR });
   const sentMail = createSentMailLog({ db, dataDir: config.DATA_DIR });
-  const notifier = createNotifier({ mailer, sentMail, retryDelaysMs: config.retryDelaysMs });
+  const suppressed = new Counter({
+    name: 'notification_mails_suppressed_total',
+    help: 'E-mails not sent because a limit held them back (assignment mails per recipient, defect and hour)',
+    labelNames: ['event_type'],
+    registers: [deps.metrics.registry],
+  });
+  // A series from the start, so that increase() sees the first one.
+  suppressed.inc({ event_type: 'defect.assigned' }, 0);
+  const notifier = createNotifier({
+    mailer,
+    sentMail,
+    retryDelaysMs: config.retryDelaysMs,
+    assignmentLimit: createAssignmentMailLimit({ perHour: config.ASSIGNMENT_MAILS_PER_HOUR }),
+    onSuppressed: (eventType) => suppressed.inc({ event_type: eventType }),
+  });
   return {
     name: 'notifications',
     migrations: notificationsMigrations,

@@ -18,12 +18,17 @@ import {
 } from './mail-messages.ts';
 import { isPermanentSmtpRefusal, type Mailer } from './mailer.ts';
 import type { SentMailLog } from './sent-mail.ts';
+import type { AssignmentMailLimit } from './assignment-limit.ts';
 
 interface Letter {
   user: KnownUser;
   content: MailContent;
   /** The line logged when it goes out (the seed's consumer line for status changes). */
   logLine: string;
+  /** The defect the mail is about. */
+  defectId: number;
+  /** Counted against the assignment-mail limit (assignment-limit.ts). */
+  limited?: boolean;
 }
 
 /** Not an error of the event: what it refers to has not arrived yet. Thrown, so the event is retried. */
@@ -42,8 +47,29 @@ class NotKnownYet extends Error {
  * (sent-mail.ts), and every attempt skips the recipients already recorded: exactly one e-mail
  * per recipient per event, however the attempts went.
  */
-export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; retryDelaysMs: number[] }) {
-  const { mailer, sentMail } = deps;
+export function createNotifier(deps: {
+  mailer: Mailer;
+  sentMail: SentMailLog;
+  retryDelaysMs: number[];
+  assignmentLimit: AssignmentMailLimit;
+  /** Called once per mail the limit held back, after the handler's transaction committed. */
+  onSuppressed?: (eventType: string) => void;
+}) {
+  const { mailer, sentMail, assignmentLimit } = deps;
+
+  /** Over the limit: not sent, logged and counted once the decision is committed. */
+  const withinLimit = async (tx: Queryable, event: EventEnvelope, context: HandlerContext, letter: Letter) => {
+    const address = letter.user.email.trim().toLowerCase();
+    if (!letter.limited || (await assignmentLimit.allows(tx, address, letter.defectId))) return true;
+    context.afterCommit(() => {
+      deps.onSuppressed?.(event.event_type);
+      context.log.info(
+        { to: address, defect_id: letter.defectId, limit_per_hour: assignmentLimit.perHour },
+        `e-mail not sent: ${assignmentLimit.perHour} assignment e-mails about defect #${letter.defectId} went to this address within the hour`,
+      );
+    });
+    return false;
+  };
 
   const requireUser = async (tx: Queryable, id: number) => {
     const user = await directory.findUser(tx, id);
@@ -85,7 +111,7 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
     const failures: Array<{ address: string; error: Error }> = [];
     for (const letter of letters) {
       const address = letter.user.email.trim().toLowerCase();
-      if (served.has(address)) continue;
+      if (served.has(address) || !(await withinLimit(tx, event, context, letter))) continue;
       const messageId = `<${event.event_id}.${createHash('sha256').update(address).digest('hex').slice(0, 16)}@defect-control>`;
       try {
         await mailer.send({
@@ -109,6 +135,7 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
           recipient: address,
           subject: letter.content.subject,
           messageId,
+          defectId: letter.defectId,
         },
         afterCommit,
       );
@@ -155,6 +182,7 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
           roles: userRoles,
         }),
         logLine: `Отправка email: Дефект #${defect_id} изменил статус на '${new_status}'`,
+        defectId: defect_id,
       });
     }
     await deliver(tx, event, context, letters);
@@ -180,6 +208,8 @@ export function createNotifier(deps: { mailer: Mailer; sentMail: SentMailLog; re
           recipientName: displayName(assignee, assignee_id),
         }),
         logLine: `Отправка email: Дефект #${defect_id} назначен исполнителю ${displayName(assignee, assignee_id)}`,
+        defectId: defect_id,
+        limited: true,
       },
     ]);
   };

@@ -8,6 +8,8 @@ export interface SentMail {
   recipient: string;
   subject: string;
   messageId: string;
+  /** The defect the mail is about, for the assignment-mail limit. */
+  defectId: number | null;
 }
 
 /**
@@ -43,10 +45,18 @@ export interface SentMailLog {
 }
 
 const INSERT_SQL = `
-  INSERT INTO notifications.sent_mail (event_id, recipient, event_type, subject, message_id)
-  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`;
+  INSERT INTO notifications.sent_mail (event_id, recipient, event_type, subject, message_id, defect_id)
+  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`;
 
-const paramsOf = (mail: SentMail) => [mail.eventId, mail.recipient, mail.eventType, mail.subject, mail.messageId];
+const paramsOf = (mail: SentMail) => [
+  mail.eventId,
+  mail.recipient,
+  mail.eventType,
+  mail.subject,
+  mail.messageId,
+  // A journal line written before the column existed has none.
+  mail.defectId ?? null,
+];
 
 async function servedInDatabase(tx: Queryable, eventId: string): Promise<Set<string>> {
   const { rows } = await tx.query<{ recipient: string }>(

@@ -42,7 +42,7 @@ describe('notification texts', () => {
     assert.ok(mail.html.includes('<html lang="ru">'));
   });
 
-  it('an assignment: the defect, its project, status and priority, and who assigned it', () => {
+  it('an assignment: the defect, its project, status and priority, and who assigned it; the subject names the defect and project, never the title', () => {
     const mail = assignedMail({
       defect,
       status: 'Новая',
@@ -50,7 +50,8 @@ describe('notification texts', () => {
       assignedBy: 'Пётр',
       recipientName: 'Иван',
     });
-    assert.equal(mail.subject, 'Вам назначен дефект #42: Трещина <script>alert("x")</script> & скол');
+    assert.equal(mail.subject, 'Вам назначен дефект #42 в проекте «Мост «Север»»');
+    assert.ok(mail.text.includes('#42 «Трещина <script>alert("x")</script> & скол»'), 'the title in the body');
     assert.match(mail.text, /Приоритет: Высокий/);
     assert.match(mail.text, /Назначил: {2}Пётр/);
     assert.ok(!mail.html.includes('<script>'));
@@ -66,6 +67,14 @@ describe('notification texts', () => {
       roles: ['assignee'],
     });
     assert.match(mail.text, /в проекте #7 изменил статус/);
+    const assigned = assignedMail({
+      defect: { ...defect, projectName: null },
+      status: null,
+      priority: null,
+      assignedBy: 'x',
+      recipientName: 'y',
+    });
+    assert.equal(assigned.subject, 'Вам назначен дефект #42 в проекте #7');
   });
 
   it('people by full name, else login, else id', () => {

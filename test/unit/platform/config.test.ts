@@ -145,6 +145,12 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
     [{ EVENTS_CONFIRM_TIMEOUT: '1000h' }, 'EVENTS_CONFIRM_TIMEOUT'],
     [{ EVENTS_RETRY_DELAYS: '1s,0ms' }, 'EVENTS_RETRY_DELAYS'],
     [{ EVENTS_RETRY_DELAYS: '1s,600h' }, 'EVENTS_RETRY_DELAYS'],
+    // A short token is guessable; a space or a colon would not survive an Authorization header.
+    [{ METRICS_TOKEN: 'short' }, 'METRICS_TOKEN'],
+    [{ METRICS_TOKEN: 'sixteen chars with spaces' }, 'METRICS_TOKEN'],
+    [{ METRICS_REFRESH_INTERVAL: '0s' }, 'METRICS_REFRESH_INTERVAL'],
+    [{ METRICS_REFRESH_INTERVAL: 'often' }, 'METRICS_REFRESH_INTERVAL'],
+    [{ ASSIGNMENT_MAILS_PER_HOUR: '0' }, 'ASSIGNMENT_MAILS_PER_HOUR'],
   ];
   for (const [env, variable] of bad) {
     it(`${variable}=${JSON.stringify(Object.values(env)[0])}`, () => {
@@ -178,6 +184,7 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
       JWT_PRIVATE_KEY: 'key-S3cret',
       ADMIN_USER: 'admin-S3cret',
       DEMO_USER: ':demo-S3cret',
+      METRICS_TOKEN: 'metrics-S3cret',
     };
     const error = assertConfigError(secrets, 'DATABASE_URL');
     for (const [variable, value] of Object.entries(secrets)) {
@@ -187,6 +194,26 @@ describe('loadConfig rejects bad values with a ConfigError naming the variable',
         `${variable}'s secret printed: ${error.message}`,
       );
     }
+  });
+});
+
+describe('loadConfig operator limits', () => {
+  it('leaves /metrics open by default, reads the stored state at most every 5 s, and mails 3 assignments per hour', () => {
+    const config = loadConfig({});
+    assert.equal(config.METRICS_TOKEN, undefined);
+    assert.equal(config.metricsRefreshMs, 5_000);
+    assert.equal(config.ASSIGNMENT_MAILS_PER_HOUR, 3);
+  });
+
+  it('takes a token, an interval and a limit as given', () => {
+    const config = loadConfig({
+      METRICS_TOKEN: 'a1B2c3D4e5F6g7H8-_.~+/=',
+      METRICS_REFRESH_INTERVAL: '250ms',
+      ASSIGNMENT_MAILS_PER_HOUR: '10',
+    });
+    assert.equal(config.METRICS_TOKEN, 'a1B2c3D4e5F6g7H8-_.~+/=');
+    assert.equal(config.metricsRefreshMs, 250);
+    assert.equal(config.ASSIGNMENT_MAILS_PER_HOUR, 10);
   });
 });
 
