@@ -40,6 +40,20 @@ const ConfigSchema = Type.Object({
     default: '30s',
     description: 'a delay like 30s or 500ms',
   }),
+  // Sign-in throttling and password rules (issue 11); docs/security.md.
+  SIGN_IN_MAX_FAILURES_PER_USERNAME: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+  SIGN_IN_MAX_FAILURES_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50 }),
+  SIGN_IN_FAILURE_WINDOW: Type.String({
+    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
+    default: '15m',
+    description: 'a duration like 15m or 30s',
+  }),
+  REGISTRATIONS_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10 }),
+  REGISTRATION_WINDOW: Type.String({
+    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
+    default: '1h',
+    description: 'a duration like 1h or 10m',
+  }),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
@@ -61,6 +75,10 @@ export type Config = Readonly<
     retryDelaysMs: number[];
     /** EVENTS_CONFIRM_TIMEOUT in milliseconds: how long the relay waits for the broker's confirm of a batch. */
     confirmTimeoutMs: number;
+    /** SIGN_IN_FAILURE_WINDOW in milliseconds. */
+    signInFailureWindowMs: number;
+    /** REGISTRATION_WINDOW in milliseconds. */
+    registrationWindowMs: number;
   }
 >;
 
@@ -100,6 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ADMIN_USER: parseCredentials(config.ADMIN_USER),
     retryDelaysMs: parseDelays(config.EVENTS_RETRY_DELAYS),
     confirmTimeoutMs: parseDelays(config.EVENTS_CONFIRM_TIMEOUT)[0],
+    signInFailureWindowMs: parseDelays(config.SIGN_IN_FAILURE_WINDOW)[0],
+    registrationWindowMs: parseDelays(config.REGISTRATION_WINDOW)[0],
   });
 }
 
@@ -124,6 +144,8 @@ function durationProblems(config: RawConfig): string[] {
   const variables = {
     EVENTS_RETRY_DELAYS: config.EVENTS_RETRY_DELAYS,
     EVENTS_CONFIRM_TIMEOUT: config.EVENTS_CONFIRM_TIMEOUT,
+    SIGN_IN_FAILURE_WINDOW: config.SIGN_IN_FAILURE_WINDOW,
+    REGISTRATION_WINDOW: config.REGISTRATION_WINDOW,
   };
   return Object.entries(variables)
     .filter(([, given]) => parseDelays(given).some((delayMs) => !(delayMs >= 1 && delayMs <= MAX_TIMER_MS)))

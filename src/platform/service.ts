@@ -1,4 +1,5 @@
 import type { TokenVerifier } from './auth/access-token.ts';
+import type { TokenRevocations } from './auth/token-revocations.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import type { Migration } from './db/migrate.ts';
@@ -7,6 +8,7 @@ import type { Outbox } from './events/outbox.ts';
 import type { EventTransport } from './events/transport.ts';
 import type { HttpApp } from './http/http-app.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics/metrics.ts';
 
 /** What the host gives every service. */
 export interface ServiceDeps {
@@ -14,7 +16,12 @@ export interface ServiceDeps {
   db: Database;
   transport: EventTransport;
   log: Logger;
+  /** Rejects revoked tokens too. */
   verifyToken: TokenVerifier;
+  /** What this process knows of revoked tokens; `onRevoked` tells when a user's tokens end. */
+  revocations: TokenRevocations;
+  /** The process's metrics registry, for a service's own metrics. */
+  metrics: Metrics;
 }
 
 export interface ConsumerDefinition {
