@@ -41,7 +41,8 @@ export function createAuthModule(deps: ServiceDeps & { keys: SigningKeys }): Ser
     routes: authRoutes(auth),
     async start() {
       if (config.DEMO_USER) await auth.ensureUser(config.DEMO_USER, 'manager');
-      if (config.ADMIN_USER) await auth.ensureUser(config.ADMIN_USER, 'admin');
+      // The demo user is the one exception to the password rules (embedded mode's `123456`).
+      if (config.ADMIN_USER) await auth.ensureUser(config.ADMIN_USER, 'admin', { checkPassword: 'ADMIN_USER' });
     },
   };
 }

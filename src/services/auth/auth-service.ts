@@ -189,10 +189,18 @@ export function createAuthService(deps: {
       revokeHere(updated);
     },
 
-    /** Creates the configured user at start if that username does not exist yet (no password rules: the demo user's is `123456`). */
-    async ensureUser(credentials: { username: string; password: string }, role: Role) {
+    /**
+     * Creates the configured user at start if that username does not exist yet; with
+     * `checkPassword` (the variable's name) its password must follow the rules.
+     */
+    async ensureUser(
+      credentials: { username: string; password: string },
+      role: Role,
+      options: { checkPassword?: string } = {},
+    ) {
       const existing = await usersRepository.findCredentials(db, credentials.username);
       if (existing) return existing;
+      if (options.checkPassword) assertConfiguredPassword(credentials.password, options.checkPassword);
       try {
         const user = await createUser(
           { ...credentials, email: `${credentials.username}@example.com`, full_name: null },
@@ -209,6 +217,16 @@ export function createAuthService(deps: {
       }
     },
   };
+}
+
+/** A weak configured password stops the start, naming the variable (never the password). */
+function assertConfiguredPassword(password: string, variable: string) {
+  try {
+    assertAcceptablePassword(password, 'password');
+  } catch (error) {
+    const reason = (error as { extra?: { errors?: Array<{ msg: string }> } }).extra?.errors?.[0]?.msg;
+    throw new Error(`${variable}: the password ${reason ?? 'is not acceptable'}`);
+  }
 }
 
 /** Responses show the user, not their token generation. */
