@@ -225,7 +225,7 @@ function assertConfiguredPassword(password: string, variable: string) {
     assertAcceptablePassword(password, 'password');
   } catch (error) {
     const reason = (error as { extra?: { errors?: Array<{ msg: string }> } }).extra?.errors?.[0]?.msg;
-    throw new Error(`${variable}: the password ${reason ?? 'is not acceptable'}`);
+    throw new Error(`${variable}: the password ${reason ?? 'is not acceptable'}`, { cause: error });
   }
 }
 
