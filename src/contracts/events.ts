@@ -16,6 +16,8 @@ const Id = Type.Integer({ minimum: 1 });
 const Status = Type.Union(STATUSES.map((status) => Type.Literal(status)));
 const Priority = Type.Union(PRIORITIES.map((priority) => Type.Literal(priority)));
 const Role = Type.Union(ROLES.map((role) => Type.Literal(role)));
+/** A user's token generation: tokens carry the one they were issued with (claim `gen`). */
+const Generation = Type.Integer({ minimum: 0 });
 
 interface EventDefinition<Data extends TObject> {
   data: Data;
@@ -98,8 +100,32 @@ export const EVENTS = {
     }),
   ),
   'user.role_changed': event(
-    { publishedBy: 'auth', when: "an admin changed a user's role", seed: false },
-    Type.Object({ user_id: Id, old_role: Role, new_role: Role, changed_by: Id }),
+    {
+      publishedBy: 'auth',
+      when: "an admin changed a user's role; the user's tokens with a generation below `token_generation` are void",
+      seed: false,
+    },
+    Type.Object({ user_id: Id, old_role: Role, new_role: Role, changed_by: Id, token_generation: Generation }),
+  ),
+  'user.disabled': event(
+    {
+      publishedBy: 'auth',
+      when: 'an admin disabled a user: no sign-in, and every token below `token_generation` is void',
+      seed: false,
+    },
+    Type.Object({ user_id: Id, disabled_by: Id, token_generation: Generation }),
+  ),
+  'user.enabled': event(
+    { publishedBy: 'auth', when: 'an admin enabled a disabled user again', seed: false },
+    Type.Object({ user_id: Id, enabled_by: Id }),
+  ),
+  'user.password_changed': event(
+    {
+      publishedBy: 'auth',
+      when: "a user changed their password; the user's tokens with a generation below `token_generation` are void",
+      seed: false,
+    },
+    Type.Object({ user_id: Id, token_generation: Generation }),
   ),
   'defect.assigned': event(
     {

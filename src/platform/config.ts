@@ -53,6 +53,20 @@ const ConfigSchema = Type.Object({
     description: 'a delay like 5s or 500ms',
   }),
   ASSIGNMENT_MAILS_PER_HOUR: Type.Integer({ minimum: 1, maximum: 1000, default: 3 }),
+  // Sign-in throttling and password rules (issue 11); docs/security.md.
+  SIGN_IN_MAX_FAILURES_PER_USERNAME: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+  SIGN_IN_MAX_FAILURES_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50 }),
+  SIGN_IN_FAILURE_WINDOW: Type.String({
+    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
+    default: '15m',
+    description: 'a duration like 15m or 30s',
+  }),
+  REGISTRATIONS_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10 }),
+  REGISTRATION_WINDOW: Type.String({
+    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
+    default: '1h',
+    description: 'a duration like 1h or 10m',
+  }),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
@@ -76,6 +90,10 @@ export type Config = Readonly<
     confirmTimeoutMs: number;
     /** METRICS_REFRESH_INTERVAL in milliseconds: how long /metrics serves one reading of the stored state. */
     metricsRefreshMs: number;
+    /** SIGN_IN_FAILURE_WINDOW in milliseconds. */
+    signInFailureWindowMs: number;
+    /** REGISTRATION_WINDOW in milliseconds. */
+    registrationWindowMs: number;
   }
 >;
 
@@ -117,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retryDelaysMs: parseDelays(config.EVENTS_RETRY_DELAYS),
     confirmTimeoutMs: parseDelays(config.EVENTS_CONFIRM_TIMEOUT)[0],
     metricsRefreshMs: parseDelays(config.METRICS_REFRESH_INTERVAL)[0],
+    signInFailureWindowMs: parseDelays(config.SIGN_IN_FAILURE_WINDOW)[0],
+    registrationWindowMs: parseDelays(config.REGISTRATION_WINDOW)[0],
   });
 }
 
@@ -142,6 +162,8 @@ function durationProblems(config: RawConfig): string[] {
     EVENTS_RETRY_DELAYS: config.EVENTS_RETRY_DELAYS,
     EVENTS_CONFIRM_TIMEOUT: config.EVENTS_CONFIRM_TIMEOUT,
     METRICS_REFRESH_INTERVAL: config.METRICS_REFRESH_INTERVAL,
+    SIGN_IN_FAILURE_WINDOW: config.SIGN_IN_FAILURE_WINDOW,
+    REGISTRATION_WINDOW: config.REGISTRATION_WINDOW,
   };
   return Object.entries(variables)
     .filter(([, given]) => parseDelays(given).some((delayMs) => !(delayMs >= 1 && delayMs <= MAX_TIMER_MS)))

@@ -1,4 +1,6 @@
 import type { TokenVerifier } from './auth/access-token.ts';
+import { createRevocationKeeper } from './auth/revocation-keeper.ts';
+import { createTokenRevocations, rejectingRevoked } from './auth/token-revocations.ts';
 import type { Config } from './config.ts';
 import { connectDatabase, describeDatabase } from './db/connect.ts';
 import type { Database } from './db/database.ts';
@@ -47,8 +49,22 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     ? createAmqpTransport({ url: config.AMQP_URL, log: log.child({ component: 'amqp' }), connectionName: options.name })
     : await createInProcessTransport({ db, log: log.child({ component: 'in-process-transport' }) });
   const metrics = createMetrics({ refreshMs: config.metricsRefreshMs });
-  const deps: ServiceDeps = { config, db, transport, log, verifyToken: options.verifyToken, metrics };
-  const modules = await options.modules(deps);
+  const revocations = createTokenRevocations();
+  const verifyToken = rejectingRevoked(options.verifyToken, revocations);
+  const deps: ServiceDeps = { config, db, transport, log, verifyToken, revocations, metrics };
+  const modules = [...(await options.modules(deps))];
+  // Every process learns of revoked tokens from the user.* events, kept in the schema of
+  // the first service it runs (auth in the all-in-one process).
+  if (modules.length > 0) {
+    modules.push(
+      createRevocationKeeper({
+        schema: modules[0].name,
+        db,
+        revocations,
+        log: log.child({ component: 'revocations' }),
+      }),
+    );
+  }
 
   for (const module of modules) if (module.migrations.length > 0) await migrate(db, module.name, module.migrations);
   for (const module of modules) await module.start?.();
@@ -80,7 +96,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     log,
     metrics,
     title: `Defect Control — ${options.name}`,
-    verifyToken: options.verifyToken,
+    verifyToken,
     metricsToken: config.METRICS_TOKEN,
     readiness: [
       {

@@ -1,4 +1,5 @@
 import type { TokenVerifier } from './auth/access-token.ts';
+import type { TokenRevocations } from './auth/token-revocations.ts';
 import type { Config } from './config.ts';
 import type { Database } from './db/database.ts';
 import type { Migration } from './db/migrate.ts';
@@ -15,7 +16,10 @@ export interface ServiceDeps {
   db: Database;
   transport: EventTransport;
   log: Logger;
+  /** Rejects revoked tokens too. */
   verifyToken: TokenVerifier;
+  /** What this process knows of revoked tokens; `onRevoked` tells when a user's tokens end. */
+  revocations: TokenRevocations;
   /** The process's metrics: a service may register its own on `metrics.registry`. */
   metrics: Metrics;
 }

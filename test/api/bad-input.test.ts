@@ -473,7 +473,7 @@ for (const mode of MODES) {
           password: '12345',
           email: 'short@example.com',
         });
-        refused('short password', response, 422, 'password', '6');
+        refused('short password', response, 422, 'password', '8');
       });
 
       it('when a registration tries to choose its role, then 422 naming role', async () => {

@@ -47,6 +47,8 @@ export async function startTestSystem(options: TestSystemOptions): Promise<TestS
     DEMO_USER: 'testuser:123456',
     ADMIN_USER: 'admin:admin-secret',
     LOG_LEVEL: 'info',
+    // Tests register many users from 127.0.0.1; the registration limit has its own test.
+    REGISTRATIONS_PER_ADDRESS: '100000',
   };
   if (options.mode === 'postgres') {
     env.DATABASE_URL = options.reuse?.DATABASE_URL ?? `${TEST_POSTGRES_URL}/dc_test_${process.pid}_${Date.now()}`;

@@ -8,11 +8,18 @@ export interface AuthenticatedUser {
   id: number;
   username: string;
   role: Role;
+  /**
+   * The user's token generation when the token was issued (claim `gen`; 0 in tokens from
+   * before it existed). Always set by the verifier; optional for users made up in tests.
+   */
+  tokenGeneration?: number;
 }
 
 export const TOKEN_ISSUER = 'defect-control-auth';
 export const TOKEN_AUDIENCE = 'defect-control';
 export const TOKEN_ALGORITHM = 'EdDSA';
+/** The claim that carries the user's token generation: see token-revocations.ts. */
+export const TOKEN_GENERATION_CLAIM = 'gen';
 
 export type TokenVerifier = (token: string) => Promise<AuthenticatedUser>;
 
@@ -29,10 +36,17 @@ export function createTokenVerifier(key: CryptoKey | KeyObject | { jwksUrl: stri
     const { payload } = await verifySignature(token);
     const id = Number(payload.sub);
     const role = payload.role as Role;
-    if (!Number.isInteger(id) || !ROLES.includes(role) || typeof payload.username !== 'string' || !payload.exp) {
+    const generation = payload[TOKEN_GENERATION_CLAIM] ?? 0;
+    if (
+      !Number.isInteger(id) ||
+      !ROLES.includes(role) ||
+      typeof payload.username !== 'string' ||
+      !payload.exp ||
+      !Number.isInteger(generation)
+    ) {
       throw new Error('token claims are incomplete');
     }
-    const user = { id, username: payload.username, role };
+    const user = { id, username: payload.username, role, tokenGeneration: generation as number };
     // A signature check per request was the costliest step of a write; a token verified once
     // is good until it expires. Bounded: the oldest entries go first.
     if (verified.size >= VERIFIED_TOKENS_KEPT) verified.delete(verified.keys().next().value!);

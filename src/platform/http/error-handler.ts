@@ -11,6 +11,10 @@ import { describeValidationErrors } from './validation.ts';
 export function handleError(error: FastifyError | DomainError | Error, request: FastifyRequest, reply: FastifyReply) {
   if (error instanceof DomainError) {
     if (error.statusCode === 401) reply.header('www-authenticate', 'Bearer');
+    // A limit's error carries how long to wait (seconds); clients and proxies read the header.
+    if (error.statusCode === 429 && typeof error.extra.retry_after === 'number') {
+      reply.header('retry-after', String(error.extra.retry_after));
+    }
     return sendError(reply, error);
   }
   const fastifyError = error as FastifyError;
@@ -90,6 +94,7 @@ function titleOf(status: number): string {
     413: 'Payload Too Large',
     415: 'Unsupported Media Type',
     422: 'Unprocessable Content',
+    429: 'Too Many Requests',
     500: 'Internal Server Error',
     503: 'Service Unavailable',
   };

@@ -1,5 +1,6 @@
 import type { Migration } from '../../platform/db/migrate.ts';
 import { outboxMigrations } from '../../platform/events/outbox.ts';
+import { attemptCounterMigration } from './attempt-counter.ts';
 
 export const authMigrations: Migration[] = [
   {
@@ -19,4 +20,15 @@ export const authMigrations: Migration[] = [
     `,
   },
   ...outboxMigrations,
+  {
+    // token_generation: raised by a role change, a disable and a password change; tokens
+    // carry the one they were issued with (decision 009).
+    id: 'auth/users-2-disabled-token-generation',
+    sql: `
+      ALTER TABLE {schema}.users
+        ADD COLUMN disabled boolean NOT NULL DEFAULT false,
+        ADD COLUMN token_generation integer NOT NULL DEFAULT 0;
+    `,
+  },
+  attemptCounterMigration,
 ];

@@ -4,7 +4,15 @@ import type { HttpApp } from '../../platform/http/http-app.ts';
 import { forbidden } from '../../platform/errors/common-errors.ts';
 import { Page, PageQuery } from '../../platform/http/schema-types.ts';
 import { userNotFound } from './errors.ts';
-import { RegisterBody, RoleChangeBody, TokenBody, TokenResponse, UserIdParams, UserSchema } from './schemas.ts';
+import {
+  PasswordChangeBody,
+  RegisterBody,
+  TokenBody,
+  TokenResponse,
+  UserChangeBody,
+  UserIdParams,
+  UserSchema,
+} from './schemas.ts';
 import type { AuthService } from './auth-service.ts';
 
 const tags = ['auth'];
@@ -25,7 +33,7 @@ export function authRoutes(auth: AuthService) {
       },
       async (request, reply) => {
         reply.header('cache-control', 'no-store');
-        return auth.issueToken(request.body.username, request.body.password);
+        return auth.issueToken(request.body.username, request.body.password, request.ip);
       },
     );
 
@@ -40,7 +48,7 @@ export function authRoutes(auth: AuthService) {
         },
       },
       async (request, reply) => {
-        const user = await auth.register(request.body, tracingOf(request));
+        const user = await auth.register(request.body, request.ip, tracingOf(request));
         return reply.code(201).send(user);
       },
     );
@@ -86,22 +94,39 @@ export function authRoutes(auth: AuthService) {
       async (request) => auth.getUser(request.params.id),
     );
 
+    app.post(
+      '/v1/users/me/password',
+      {
+        onRequest: app.authenticate,
+        schema: {
+          tags: ['users'],
+          summary: 'Change your password; every token you hold ends (sign in again)',
+          ...secured,
+          body: PasswordChangeBody,
+        },
+      },
+      async (request, reply) => {
+        await auth.changePassword(actorOf(request), request.body, request.ip);
+        return reply.code(204).send();
+      },
+    );
+
     app.patch(
       '/v1/users/:id',
       {
         onRequest: app.authenticate,
         schema: {
           tags: ['users'],
-          summary: "Change a user's role (admins)",
+          summary: "Change a user's role, or disable or enable the user (admins); either ends the user's tokens",
           ...secured,
           params: UserIdParams,
-          body: RoleChangeBody,
+          body: UserChangeBody,
           response: { 200: UserSchema },
         },
       },
       async (request) => {
-        if (request.user.role !== 'admin') throw forbidden('Only an admin may change roles');
-        const user = await auth.changeRole(request.params.id, request.body.role, actorOf(request));
+        if (request.user.role !== 'admin') throw forbidden('Only an admin may change users');
+        const user = await auth.changeUser(request.params.id, request.body, actorOf(request));
         if (!user) throw userNotFound(request.params.id);
         return user;
       },

@@ -7,6 +7,8 @@ export interface User {
   email: string;
   full_name: string | null;
   role: Role;
+  /** A disabled user cannot sign in, and their tokens were revoked when they were disabled. */
+  disabled: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -19,7 +21,10 @@ export interface NewUser {
   role: Role;
 }
 
-const USER_COLUMNS = 'id, username, email, full_name, role, created_at, updated_at';
+const USER_COLUMNS = 'id, username, email, full_name, role, disabled, created_at, updated_at';
+
+/** A user and their current token generation, after a change that revoked their tokens. */
+export type UserWithGeneration = User & { token_generation: number };
 
 export const usersRepository = {
   async insert(db: Queryable, user: NewUser): Promise<User> {
@@ -37,11 +42,18 @@ export const usersRepository = {
   },
 
   async findCredentials(db: Queryable, username: string) {
-    const { rows } = await db.query<User & { password_hash: string }>(
-      `SELECT ${USER_COLUMNS}, password_hash FROM auth.users WHERE lower(username) = lower($1)`,
+    const { rows } = await db.query<UserWithGeneration & { password_hash: string }>(
+      `SELECT ${USER_COLUMNS}, password_hash, token_generation FROM auth.users WHERE lower(username) = lower($1)`,
       [username],
     );
     return rows[0];
+  },
+
+  async findPasswordHash(db: Queryable, id: number): Promise<string | undefined> {
+    const { rows } = await db.query<{ password_hash: string }>('SELECT password_hash FROM auth.users WHERE id = $1', [
+      id,
+    ]);
+    return rows[0]?.password_hash;
   },
 
   async list(db: Queryable, page: { limit: number; offset: number }) {
@@ -52,10 +64,33 @@ export const usersRepository = {
     return { items: rows.map(({ total: _total, ...user }) => user), total: rows[0]?.total ?? (await countUsers(db)) };
   },
 
-  async updateRole(db: Queryable, id: number, role: Role): Promise<User | undefined> {
-    const { rows } = await db.query<User>(
-      `UPDATE auth.users SET role = $2, updated_at = now() WHERE id = $1 RETURNING ${USER_COLUMNS}`,
+  /** Also raises the token generation: tokens that carry the old role end. */
+  async updateRole(db: Queryable, id: number, role: Role): Promise<UserWithGeneration | undefined> {
+    const { rows } = await db.query<UserWithGeneration>(
+      `UPDATE auth.users SET role = $2, token_generation = token_generation + 1, updated_at = now()
+       WHERE id = $1 RETURNING ${USER_COLUMNS}, token_generation`,
       [id, role],
+    );
+    return rows[0];
+  },
+
+  /** Disabling also raises the token generation: every token of the user ends. */
+  async setDisabled(db: Queryable, id: number, disabled: boolean): Promise<UserWithGeneration | undefined> {
+    const { rows } = await db.query<UserWithGeneration>(
+      `UPDATE auth.users SET disabled = $2, updated_at = now(),
+         token_generation = token_generation + CASE WHEN $2 THEN 1 ELSE 0 END
+       WHERE id = $1 RETURNING ${USER_COLUMNS}, token_generation`,
+      [id, disabled],
+    );
+    return rows[0];
+  },
+
+  /** Also raises the token generation: tokens issued under the old password end. */
+  async updatePassword(db: Queryable, id: number, passwordHash: string): Promise<UserWithGeneration | undefined> {
+    const { rows } = await db.query<UserWithGeneration>(
+      `UPDATE auth.users SET password_hash = $2, token_generation = token_generation + 1, updated_at = now()
+       WHERE id = $1 RETURNING ${USER_COLUMNS}, token_generation`,
+      [id, passwordHash],
     );
     return rows[0];
   },
