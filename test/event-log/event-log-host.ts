@@ -13,7 +13,7 @@ import { createEventLogModule, type EventLogModule } from '../../src/services/ev
 import { deleteQueues } from '../support/broker.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
-import { captureLogs } from '../support/log-capture.ts';
+import { captureLogs, type LogCapture } from '../support/log-capture.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
 import { dropDatabase, eventually } from '../support/test-system.ts';
 import { publishEvents } from '../support/wire-events.ts';
@@ -61,6 +61,8 @@ export interface EventLogHost {
   url: string;
   host: RunningHost;
   module: EventLogModule;
+  /** The host's warnings and errors. */
+  logs: LogCapture;
   close(): Promise<void>;
 }
 
@@ -70,9 +72,10 @@ export async function startEventLogHost(extra: Record<string, string> = {}): Pro
   const port = await freePort();
   const config = loadConfig({ ...env, PORT: String(port), HOST: '127.0.0.1' });
   let module: EventLogModule | undefined;
+  const logs = captureLogs('warn');
   const host = await startHost({
     config,
-    log: captureLogs('warn').log,
+    log: logs.log,
     name: 'event-log-test',
     port,
     verifyToken: createTokenVerifier(keys.publicKey),
@@ -82,6 +85,7 @@ export async function startEventLogHost(extra: Record<string, string> = {}): Pro
     url: `http://127.0.0.1:${port}`,
     host,
     module: module!,
+    logs,
     async close() {
       await host.close();
       await dropDatabase(env.DATABASE_URL);

@@ -14,7 +14,7 @@ const HEARTBEAT_MS = 15_000;
 export interface StreamLimits {
   perUser: number;
   perProcess: number;
-  /** A live client whose unsent data passes this is dropped: it does not read. */
+  /** A live client whose unsent data passes this when an event is due is dropped: it does not read. */
   maxUnsentBytes: number;
   /** Rows read and sent at a time when a client catches up from Last-Event-ID. */
   catchUpPage: number;
@@ -173,6 +173,8 @@ function openSlot(state: StreamState, userId: number): StreamSlot {
       timers = streamTimers(out, request.endsAt, end);
       clients.add(client);
       state.poll.start();
+      // Sent once the client follows: from here on no event is missed.
+      out.write(': connected\n\n');
       await catchUp(db, client, position, limits.catchUpPage, () => endReason !== undefined);
     },
     end,
@@ -230,8 +232,9 @@ async function tailBatch(
       client.cursor = row.seq;
       const isMember = (projectId: number) => memberships.get(client.userId)?.has(projectId) ?? false;
       if (!matchesFilter(row, client.filter) || !isVisibleTo(row, client.filter.viewer, isMember)) continue;
-      client.out.write((frame ??= frameOf(row)));
+      // Checked before the write: one event larger than the bound must not drop a client that reads.
       if (client.out.writableLength > maxUnsentBytes) client.end('not reading');
+      else client.out.write((frame ??= frameOf(row)));
     }
   }
   return rows.length === TAIL_BATCH;

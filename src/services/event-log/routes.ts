@@ -71,7 +71,6 @@ export function eventLogRoutes(deps: { db: Database; stream: EventStream }) {
           connection: 'keep-alive',
           'x-request-id': request.id,
         });
-        reply.raw.write(': connected\n\n');
         const filter = filterFor(request.user, query);
         try {
           await slot.follow({ userId: request.user.id, filter, lastSeq, endsAt: tokenExpiryOf(request) }, reply.raw);
