@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { exportPKCS8, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import {
   createTokenVerifier,
@@ -170,4 +171,36 @@ export async function getAs(url: string, path: string, who: Reader, headers: Rec
   const response = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${who.token}`, ...headers } });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A stream whose client reads its headers, then nothing: its data piles up at the server. */
+export async function nonReadingStream(url: string, who: Reader) {
+  const { port } = new URL(url);
+  const socket = net.connect(Number(port), '127.0.0.1');
+  socket.write(
+    `GET /v1/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${who.token}\r\nAccept: text/event-stream\r\n\r\n`,
+  );
+  let bytes = 0;
+  let text = '';
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => {});
+  socket.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (text.length < 1000) text += chunk.toString('latin1');
+  });
+  await eventually(() => text.includes(': connected'), 10_000, 'the stream connected');
+  socket.pause();
+  return {
+    /** Starts reading again: what the kernel held comes, then the end (if the server dropped it). */
+    async readToEnd() {
+      socket.resume();
+      let timer: NodeJS.Timeout | undefined;
+      const kept = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not dropped: ${bytes} bytes read, still open`)), 30_000);
+      });
+      await Promise.race([closed, kept]).finally(() => clearTimeout(timer));
+      socket.destroy();
+      return { bytes };
+    },
+  };
 }

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { openEventStream } from '../support/sse-client.ts';
-import { eventually } from '../support/test-system.ts';
 import {
   events,
   getAs,
+  nonReadingStream,
   publishAndRecord,
   reader,
   startEventLogHost,
@@ -137,35 +136,3 @@ describe('event stream: Last-Event-ID, catch-up pages, token expiry, clients tha
     assert.ok(bytes < 8_000_000, `the dropped client got ${bytes} bytes of about 12 MB`);
   });
 });
-
-/** A stream whose client reads its headers, then nothing: its data piles up at the server. */
-async function nonReadingStream(url: string, who: Reader) {
-  const { port } = new URL(url);
-  const socket = net.connect(Number(port), '127.0.0.1');
-  socket.write(
-    `GET /v1/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${who.token}\r\nAccept: text/event-stream\r\n\r\n`,
-  );
-  let bytes = 0;
-  let text = '';
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  socket.on('error', () => {});
-  socket.on('data', (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (text.length < 1000) text += chunk.toString('latin1');
-  });
-  await eventually(() => text.includes(': connected'), 10_000, 'the stream connected');
-  socket.pause();
-  return {
-    /** Starts reading again: what the kernel held comes, then the end (if the server dropped it). */
-    async readToEnd() {
-      socket.resume();
-      let timer: NodeJS.Timeout | undefined;
-      const kept = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`not dropped: ${bytes} bytes read, still open`)), 30_000);
-      });
-      await Promise.race([closed, kept]).finally(() => clearTimeout(timer));
-      socket.destroy();
-      return { bytes };
-    },
-  };
-}
