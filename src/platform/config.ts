@@ -67,6 +67,11 @@ const ConfigSchema = Type.Object({
     default: '1h',
     description: 'a duration like 1h or 10m',
   }),
+  // The event stream's limits (docs/security.md, Limits): open streams, and what a client may leave unread.
+  EVENT_STREAMS_PER_USER: Type.Integer({ minimum: 1, maximum: 1_000, default: 5 }),
+  EVENT_STREAMS_PER_PROCESS: Type.Integer({ minimum: 1, maximum: 100_000, default: 1_000 }),
+  EVENT_STREAM_MAX_UNSENT_BYTES: Type.Integer({ minimum: 1_024, maximum: 1_073_741_824, default: 1_048_576 }),
+  EVENT_STREAM_CATCH_UP_PAGE: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),

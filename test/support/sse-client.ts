@@ -8,6 +8,8 @@ export interface SseMessage {
 export interface SseConnection {
   messages: SseMessage[];
   waitFor(count: number, timeoutMs?: number): Promise<SseMessage[]>;
+  /** Resolves when the server ends the stream (or it is closed here). */
+  ended: Promise<void>;
   close(): void;
 }
 
@@ -19,7 +21,7 @@ export async function openEventStream(url: string, headers: Record<string, strin
   const messages: SseMessage[] = [];
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
-  void (async () => {
+  const ended = (async () => {
     try {
       for (;;) {
         const { value, done } = await reader.read();
@@ -53,6 +55,7 @@ export async function openEventStream(url: string, headers: Record<string, strin
   })();
   return {
     messages,
+    ended,
     async waitFor(count, timeoutMs = 5_000) {
       const deadline = Date.now() + timeoutMs;
       while (messages.length < count) {

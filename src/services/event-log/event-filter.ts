@@ -8,8 +8,11 @@ export interface EventFilter {
   user_id?: number;
   from?: string;
   to?: string;
-  /** Non-admins see only events of projects (and their defects), not user.* events. */
-  projectEventsOnly: boolean;
+  /**
+   * The non-admin who reads: only events of projects they are a member of (and of those
+   * projects' defects), and user.* events about themselves. Absent for admins, who see all.
+   */
+  viewer?: number;
 }
 
 export interface RecordedEvent {
@@ -22,6 +25,8 @@ export interface RecordedEvent {
   data: Record<string, unknown>;
   project_id: number | null;
   defect_id: number | null;
+  /** For user.* events: the user the event is about (data.user_id). */
+  subject_user_id: number | null;
 }
 
 /** The filter as SQL conditions over event_log.events, parameters numbered from `firstParam`. */
@@ -38,11 +43,30 @@ export function filterToSql(filter: EventFilter, firstParam = 1): { where: strin
   if (filter.user_id !== undefined) add((p) => `user_id = ${p}`, filter.user_id);
   if (filter.from !== undefined) add((p) => `occurred_at >= ${p}`, filter.from);
   if (filter.to !== undefined) add((p) => `occurred_at < ${p}`, filter.to);
-  if (filter.projectEventsOnly) where.push('project_id IS NOT NULL');
+  if (filter.viewer !== undefined) add((p) => visibleToSql(p), filter.viewer);
   return { where, params };
 }
 
-/** The same filter in memory, for events the live stream pushes. */
+/** What a non-admin may see, in SQL: their projects' events (membership now), and user.* events about them. */
+function visibleToSql(viewer: string): string {
+  return `(project_id IN (SELECT m.project_id FROM event_log.project_members m WHERE m.user_id = ${viewer}) OR subject_user_id = ${viewer})`;
+}
+
+/**
+ * The same rule in memory, for the live stream: `isMember` answers for the event's project
+ * from memberships read after the event was recorded.
+ */
+export function isVisibleTo(
+  event: RecordedEvent,
+  viewer: number | undefined,
+  isMember: (projectId: number) => boolean,
+): boolean {
+  if (viewer === undefined) return true;
+  if (event.project_id !== null) return isMember(event.project_id);
+  return event.subject_user_id === viewer;
+}
+
+/** The same filter in memory, for events the live stream pushes (visibility apart: see isVisibleTo). */
 export function matchesFilter(event: RecordedEvent, filter: EventFilter): boolean {
   return (
     (filter.event_type === undefined || topicMatches(filter.event_type, event.event_type)) &&
@@ -50,8 +74,7 @@ export function matchesFilter(event: RecordedEvent, filter: EventFilter): boolea
     (filter.defect_id === undefined || event.defect_id === filter.defect_id) &&
     (filter.user_id === undefined || event.user_id === filter.user_id) &&
     (filter.from === undefined || event.occurred_at >= new Date(filter.from)) &&
-    (filter.to === undefined || event.occurred_at < new Date(filter.to)) &&
-    (!filter.projectEventsOnly || event.project_id !== null)
+    (filter.to === undefined || event.occurred_at < new Date(filter.to))
   );
 }
 

@@ -15,13 +15,30 @@ const REPORT_BATCH_WAIT_MS = 5;
 const RECORD_BATCH = 100;
 const RECORD_BATCH_WAIT_MS = 2;
 
+export interface EventLogModule extends ServiceModule {
+  /** Ends a user's open event streams at once (call it when their tokens are revoked); returns how many. */
+  closeStreamsOfUser(userId: number): number;
+}
+
 /**
  * Every event, kept: history, filters, a live stream, and where each event stands at each
  * consumer (from the delivery reports consumers publish, not from guesses).
  */
-export function createEventLogModule(deps: ServiceDeps): ServiceModule {
-  const { db, transport, log } = deps;
-  const stream = createEventStream({ db, log });
+export function createEventLogModule(deps: ServiceDeps): EventLogModule {
+  const { db, transport, log, config } = deps;
+  const stream = createEventStream({
+    db,
+    log,
+    limits: {
+      perUser: config.EVENT_STREAMS_PER_USER,
+      perProcess: config.EVENT_STREAMS_PER_PROCESS,
+      maxUnsentBytes: config.EVENT_STREAM_MAX_UNSENT_BYTES,
+      catchUpPage: config.EVENT_STREAM_CATCH_UP_PAGE,
+    },
+  });
+  // A revoked token must not keep its stream: the user's open streams end the moment this
+  // process learns of a revocation (a stream opened with a newer token reconnects).
+  const stopClosingRevoked = deps.revocations.onRevoked((userId) => stream.closeStreamsOfUser(userId));
   const record: BatchEventHandler = async (tx, events, context) => {
     await eventStore.recordMany(tx, events);
     context.afterCommit(() => stream.wake());
@@ -37,6 +54,7 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
 
   return {
     name: 'event_log',
+    closeStreamsOfUser: (userId) => stream.closeStreamsOfUser(userId),
     migrations: eventLogMigrations,
     routes: eventLogRoutes({ db, stream }),
     // Many events to a transaction, numbered in the order they arrived (which the stream
@@ -70,6 +88,7 @@ export function createEventLogModule(deps: ServiceDeps): ServiceModule {
       });
     },
     async close() {
+      stopClosingRevoked();
       await reports?.close();
     },
   };

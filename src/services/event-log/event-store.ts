@@ -3,7 +3,7 @@ import { parseEventTimestamp, type EventEnvelope } from '../../platform/events/e
 import type { DeliveryReport } from '../../platform/events/transport.ts';
 import { filterToSql, type EventFilter, type RecordedEvent } from './event-filter.ts';
 
-const COLUMNS = `seq, event_id, event_type, user_id, timestamp_text AS timestamp, occurred_at, data, project_id, defect_id`;
+const COLUMNS = `seq, event_id, event_type, user_id, timestamp_text AS timestamp, occurred_at, data, project_id, defect_id, subject_user_id`;
 
 export interface DeliveryStatus {
   consumer: string;
@@ -18,13 +18,19 @@ export interface DeliveryStatus {
 export const eventStore = {
   /**
    * Stores events once each, numbered in the order given; the project a defect belongs to is
-   * remembered from its defect.created and looked up for its later events.
+   * remembered from its defect.created and looked up for its later events. Membership events
+   * change the event log's copy of project membership in the same transaction (decision 010).
    */
   async recordMany(tx: Queryable, events: EventEnvelope[]): Promise<void> {
     if (events.length === 0) return;
     const rows = events.map((event) => {
       const data = event.data;
-      return { event, projectId: integerOrNull(data.project_id), defectId: integerOrNull(data.defect_id) };
+      return {
+        event,
+        projectId: integerOrNull(data.project_id),
+        defectId: integerOrNull(data.defect_id),
+        subjectUserId: event.event_type.startsWith('user.') ? integerOrNull(data.user_id) : null,
+      };
     });
     const created = rows.filter(
       (row) => row.event.event_type === 'defect.created' && row.defectId !== null && row.projectId !== null,
@@ -35,14 +41,16 @@ export const eventStore = {
         [created.map((row) => row.defectId), created.map((row) => row.projectId)],
       );
     }
-    await tx.query(
-      `INSERT INTO event_log.events (event_id, event_type, user_id, timestamp_text, occurred_at, data, project_id, defect_id)
+    const { rows: inserted } = await tx.query<{ event_id: string }>(
+      `INSERT INTO event_log.events (event_id, event_type, user_id, timestamp_text, occurred_at, data, project_id, defect_id, subject_user_id)
        SELECT e.event_id, e.event_type, e.user_id, e.timestamp_text, e.occurred_at, e.data::json,
-         coalesce(e.project_id, (SELECT project_id FROM event_log.defect_projects d WHERE d.defect_id = e.defect_id)), e.defect_id
-       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::text[], $7::int[], $8::int[])
-         WITH ORDINALITY AS e(event_id, event_type, user_id, timestamp_text, occurred_at, data, project_id, defect_id, position)
+         coalesce(e.project_id, (SELECT project_id FROM event_log.defect_projects d WHERE d.defect_id = e.defect_id)), e.defect_id,
+         e.subject_user_id
+       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::text[], $7::int[], $8::int[], $9::int[])
+         WITH ORDINALITY AS e(event_id, event_type, user_id, timestamp_text, occurred_at, data, project_id, defect_id, subject_user_id, position)
        ORDER BY e.position
-       ON CONFLICT (event_id) DO NOTHING`,
+       ON CONFLICT (event_id) DO NOTHING
+       RETURNING event_id`,
       [
         rows.map((row) => row.event.event_id),
         rows.map((row) => row.event.event_type),
@@ -52,8 +60,31 @@ export const eventStore = {
         rows.map((row) => JSON.stringify(row.event.data)),
         rows.map((row) => row.projectId),
         rows.map((row) => row.defectId),
+        rows.map((row) => row.subjectUserId),
       ],
     );
+    // Only events stored now: a copy of an old member_added must not undo a later removal.
+    const stored = new Set(inserted.map((row) => row.event_id));
+    await applyMembershipChanges(
+      tx,
+      events.filter((event) => stored.has(event.event_id)),
+    );
+  },
+
+  /** For each of the users, the projects among `projectIds` they are a member of now. */
+  async membershipsAmong(db: Queryable, userIds: number[], projectIds: number[]): Promise<Map<number, Set<number>>> {
+    const memberships = new Map<number, Set<number>>();
+    if (userIds.length === 0 || projectIds.length === 0) return memberships;
+    const { rows } = await db.query<{ user_id: number; project_id: number }>(
+      'SELECT user_id, project_id FROM event_log.project_members WHERE user_id = ANY($1::int[]) AND project_id = ANY($2::int[])',
+      [userIds, projectIds],
+    );
+    for (const row of rows) {
+      const projects = memberships.get(row.user_id) ?? new Set<number>();
+      projects.add(row.project_id);
+      memberships.set(row.user_id, projects);
+    }
+    return memberships;
   },
 
   /** Newest first. */
@@ -101,10 +132,13 @@ export const eventStore = {
     return rows[0].seq ?? 0;
   },
 
-  async findById(db: Queryable, eventId: string): Promise<RecordedEvent | undefined> {
-    const { rows } = await db.query<RecordedEvent>(`SELECT ${COLUMNS} FROM event_log.events WHERE event_id = $1`, [
-      eventId,
-    ]);
+  /** The event, if the filter's viewer may see it (any event for an admin's filter). */
+  async findById(db: Queryable, eventId: string, filter: EventFilter): Promise<RecordedEvent | undefined> {
+    const { where, params } = filterToSql(filter, 2);
+    const { rows } = await db.query<RecordedEvent>(
+      `SELECT ${COLUMNS} FROM event_log.events WHERE event_id = $1${where.map((w) => ` AND ${w}`).join('')}`,
+      [eventId, ...params],
+    );
     return rows[0];
   },
 
@@ -148,6 +182,38 @@ export const eventStore = {
     return rows;
   },
 };
+
+/**
+ * Membership as the events say, in their order: the owner from project.created, members
+ * added and removed, and nobody left once the project is deleted. Rare events: a statement each.
+ */
+async function applyMembershipChanges(tx: Queryable, events: EventEnvelope[]): Promise<void> {
+  for (const event of events) {
+    const projectId = integerOrNull(event.data.project_id);
+    if (projectId === null) continue;
+    const member = integerOrNull(event.event_type === 'project.created' ? event.data.owner_id : event.data.user_id);
+    switch (event.event_type) {
+      case 'project.created':
+      case 'project.member_added':
+        if (member !== null) {
+          await tx.query(
+            'INSERT INTO event_log.project_members (project_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+            [projectId, member],
+          );
+        }
+        break;
+      case 'project.member_removed':
+        await tx.query('DELETE FROM event_log.project_members WHERE project_id = $1 AND user_id = $2', [
+          projectId,
+          member,
+        ]);
+        break;
+      case 'project.deleted':
+        await tx.query('DELETE FROM event_log.project_members WHERE project_id = $1', [projectId]);
+        break;
+    }
+  }
+}
 
 function integerOrNull(value: unknown): number | null {
   return Number.isInteger(value) ? (value as number) : null;

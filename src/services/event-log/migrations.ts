@@ -45,4 +45,79 @@ export const eventLogMigrations: Migration[] = [
     `,
   },
   inboxMigration,
+  {
+    // Who may see which events (decision 010): the event log's own copy of project membership,
+    // kept from the events it records, and the user a user.* event is about.
+    id: 'event-log/members-2',
+    sql: `
+      ALTER TABLE {schema}.events ADD COLUMN subject_user_id integer;
+      UPDATE {schema}.events SET subject_user_id = ${idField("data->>'user_id'")} WHERE event_type LIKE 'user.%';
+      CREATE INDEX events_subject ON {schema}.events (subject_user_id, seq) WHERE subject_user_id IS NOT NULL;
+
+      CREATE TABLE {schema}.project_members (
+        project_id integer NOT NULL,
+        user_id integer NOT NULL,
+        PRIMARY KEY (project_id, user_id)
+      );
+      CREATE INDEX project_members_user ON {schema}.project_members (user_id, project_id);
+      ${backfillMembersSql('{schema}')}
+    `,
+  },
 ];
+
+/** A JSON text field as an integer id, or NULL when it is not one (a bad event must not stop the migration). */
+function idField(field: string): string {
+  return `(CASE WHEN (${field}) ~ '^[0-9]{1,9}$' THEN (${field})::int END)`;
+}
+
+/**
+ * Members from the events recorded before membership existed, as the projects service's own
+ * migration makes them: owners (project.created) and explicit member events (the latest per
+ * user and project wins), plus the reporters and current assignees of defects not deleted.
+ * A deleted project has no members.
+ */
+function backfillMembersSql(schema: string): string {
+  return `
+      WITH
+      ended_projects AS (SELECT project_id FROM ${schema}.events WHERE event_type = 'project.deleted' AND project_id IS NOT NULL),
+      deleted_defects AS (SELECT defect_id FROM ${schema}.events WHERE event_type = 'defect.deleted' AND defect_id IS NOT NULL),
+      membership_events AS (
+        SELECT DISTINCT ON (project_id, member) project_id, member, event_type
+        FROM (
+          SELECT seq, project_id, event_type,
+            CASE WHEN event_type = 'project.created' THEN ${idField("data->>'owner_id'")} ELSE ${idField("data->>'user_id'")} END AS member
+          FROM ${schema}.events
+          WHERE event_type IN ('project.created', 'project.member_added', 'project.member_removed')
+        ) changes
+        WHERE project_id IS NOT NULL AND member IS NOT NULL
+        ORDER BY project_id, member, seq DESC
+      ),
+      reporters AS (
+        SELECT defect_id, project_id, ${idField("data->>'reporter_id'")} AS member
+        FROM ${schema}.events WHERE event_type = 'defect.created'
+      ),
+      last_assignments AS (
+        SELECT DISTINCT ON (defect_id) defect_id, project_id, event_type, ${idField("data->>'assignee_id'")} AS member
+        FROM ${schema}.events WHERE event_type IN ('defect.assigned', 'defect.unassigned') AND defect_id IS NOT NULL
+        ORDER BY defect_id, seq DESC
+      ),
+      defect_people AS (
+        SELECT defect_id, project_id, member FROM reporters
+        UNION
+        SELECT defect_id, project_id, member FROM last_assignments WHERE event_type = 'defect.assigned'
+      ),
+      candidates AS (
+        SELECT project_id, member FROM membership_events WHERE event_type <> 'project.member_removed'
+        UNION
+        SELECT project_id, member FROM defect_people
+        WHERE defect_id IS NULL OR defect_id NOT IN (SELECT defect_id FROM deleted_defects)
+      )
+      INSERT INTO ${schema}.project_members (project_id, user_id)
+      SELECT DISTINCT c.project_id, c.member FROM candidates c
+      WHERE c.project_id IS NOT NULL AND c.member IS NOT NULL
+        AND c.project_id NOT IN (SELECT project_id FROM ended_projects)
+        AND NOT EXISTS (
+          SELECT 1 FROM membership_events m
+          WHERE m.project_id = c.project_id AND m.member = c.member AND m.event_type = 'project.member_removed'
+        );`;
+}

@@ -1,10 +1,11 @@
 import type { FastifyRequest } from 'fastify';
+import { decodeJwt } from 'jose';
 import type { AuthenticatedUser } from '../../platform/auth/access-token.ts';
 import type { Database } from '../../platform/db/database.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { Page } from '../../platform/http/schema-types.ts';
-import { eventNotFound } from './errors.ts';
-import { toEnvelope, type EventFilter, type RecordedEvent } from './event-filter.ts';
+import { badLastEventId, eventNotFound } from './errors.ts';
+import { toEnvelope, type EventFilter } from './event-filter.ts';
 import { eventStore } from './event-store.ts';
 import type { EventStream } from './event-stream.ts';
 import {
@@ -18,23 +19,19 @@ import {
 } from './schemas.ts';
 
 const common = { tags: ['events'], security: [{ bearer: [] }] };
-const HEARTBEAT_MS = 15_000;
 
-const filterFor = (user: AuthenticatedUser, query: Omit<EventFilter, 'projectEventsOnly'>): EventFilter => ({
+/** Admins see every event; anyone else only what decision 010 lets them see. */
+const filterFor = (user: AuthenticatedUser, query: Omit<EventFilter, 'viewer'>): EventFilter => ({
   ...query,
-  projectEventsOnly: user.role !== 'admin',
+  viewer: user.role === 'admin' ? undefined : user.id,
 });
 
 export function eventLogRoutes(deps: { db: Database; stream: EventStream }) {
   const { db, stream } = deps;
-  const openStreams = new Set<() => void>();
   return async (app: HttpApp) => {
     app.addHook('onRequest', app.authenticate);
     // A stream never ends by itself: end them all, or closing the server would wait forever.
-    app.addHook('preClose', async () => {
-      for (const end of openStreams) end();
-      stream.close();
-    });
+    app.addHook('preClose', async () => stream.close());
 
     app.get(
       '/v1/events',
@@ -64,7 +61,9 @@ export function eventLogRoutes(deps: { db: Database; stream: EventStream }) {
       },
       async (request, reply) => {
         const { last_event_id: lastEventIdQuery, ...query } = request.query;
-        const lastSeq = lastEventIdOf(request) ?? lastEventIdQuery;
+        const lastSeq = await lastSeqAsked(db, request.headers['last-event-id'] ?? lastEventIdQuery);
+        // Taken before the response starts: past a limit the answer is a plain 429.
+        const slot = stream.open(request.user.id);
         reply.hijack();
         reply.raw.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
@@ -72,21 +71,14 @@ export function eventLogRoutes(deps: { db: Database; stream: EventStream }) {
           connection: 'keep-alive',
           'x-request-id': request.id,
         });
-        reply.raw.write(': connected\n\n');
-        const send = (event: RecordedEvent) =>
-          reply.raw.write(
-            `id: ${event.seq}\nevent: ${event.event_type}\ndata: ${JSON.stringify(toEnvelope(event))}\n\n`,
-          );
-        const stop = await stream.follow(filterFor(request.user, query), lastSeq, send);
-        const heartbeat = setInterval(() => reply.raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
-        const end = () => {
-          openStreams.delete(end);
-          clearInterval(heartbeat);
-          stop();
-          reply.raw.end();
-        };
-        openStreams.add(end);
-        request.raw.once('close', end);
+        const filter = filterFor(request.user, query);
+        try {
+          await slot.follow({ userId: request.user.id, filter, lastSeq, endsAt: tokenExpiryOf(request) }, reply.raw);
+        } catch (error) {
+          // The catch-up's read failed: the client reconnects with its Last-Event-ID.
+          request.log.warn({ err: error }, 'event stream catch-up failed');
+          slot.end('catch-up failed, reconnect');
+        }
       },
     );
 
@@ -101,9 +93,9 @@ export function eventLogRoutes(deps: { db: Database; stream: EventStream }) {
         },
       },
       async (request) => {
-        const event = await eventStore.findById(db, request.params.event_id);
-        const visible = event && (request.user.role === 'admin' || event.project_id !== null);
-        if (!event || !visible) throw eventNotFound(request.params.event_id);
+        // One that exists but may not be seen is not found either: ids do not leak.
+        const event = await eventStore.findById(db, request.params.event_id, filterFor(request.user, {}));
+        if (!event) throw eventNotFound(request.params.event_id);
         if (request.user.role !== 'admin') return { event: toEnvelope(event) };
         return { event: toEnvelope(event), deliveries: await eventStore.deliveriesOf(db, event.event_id) };
       },
@@ -134,8 +126,24 @@ export function eventLogRoutes(deps: { db: Database; stream: EventStream }) {
   };
 }
 
-function lastEventIdOf(request: FastifyRequest): number | undefined {
-  const header = request.headers['last-event-id'];
-  if (typeof header !== 'string' || !/^\d+$/.test(header)) return undefined;
-  return Number(header);
+/**
+ * Where a resuming client wants to start: Last-Event-ID (or ?last_event_id=), a whole number
+ * from 0 to the latest seq. Anything else is a 400: a made-up number beyond the log would
+ * silently skip the events recorded until the log reached it.
+ */
+async function lastSeqAsked(db: Database, given: string | string[] | undefined): Promise<number | undefined> {
+  if (given === undefined) return undefined;
+  const text = Array.isArray(given) ? given.join(',') : given;
+  const latest = await eventStore.latestSeq(db);
+  const seq = /^\d{1,15}$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!(seq <= latest)) throw badLastEventId(text.slice(0, 40), latest);
+  return seq;
+}
+
+/** The expiry of the token the request came with (the guard has verified it), in ms. */
+function tokenExpiryOf(request: FastifyRequest): number | undefined {
+  const token = request.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  if (!token) return undefined;
+  const { exp } = decodeJwt(token);
+  return typeof exp === 'number' ? exp * 1000 : undefined;
 }
