@@ -1,6 +1,6 @@
 import { hash, verify } from '@node-rs/argon2';
 import { SignJWT } from 'jose';
-import type { Role } from '../../platform/auth/access-token.ts';
+import type { AuthenticatedUser, Role } from '../../platform/auth/access-token.ts';
 import { TOKEN_ALGORITHM, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../platform/auth/access-token.ts';
 import type { Database } from '../../platform/db/database.ts';
 import { hasPgCode, PG_UNIQUE_VIOLATION } from '../../platform/db/pg-errors.ts';
@@ -9,6 +9,7 @@ import { eventContextOf, type Actor } from '../../platform/http/actor.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { invalidCredentials, userNotFound, usernameTaken } from './errors.ts';
 import type { SigningKeys } from './signing-keys.ts';
+import type { MembershipCopy } from '../membership-copy.ts';
 import { usersRepository, type User } from './users-repository.ts';
 
 export interface Registration {
@@ -20,17 +21,31 @@ export interface Registration {
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
+/** What a user who is not an admin sees of another user: no e-mail address, no role. */
+export type PublicUser = Pick<User, 'id' | 'username' | 'full_name'>;
+
+const publicView = ({ id, username, full_name }: User): PublicUser => ({ id, username, full_name });
+
 export function createAuthService(deps: {
   db: Database;
   outbox: Outbox;
   keys: SigningKeys;
   tokenTtlSeconds: number;
   log: Logger;
+  members: MembershipCopy;
 }) {
-  const { db, outbox, keys } = deps;
+  const { db, outbox, keys, members } = deps;
   // Verifying against a real hash when the user does not exist keeps the response time
   // from telling which usernames exist.
   const decoyHash = hash('decoy password, never matches');
+
+  const sharesProject = async (viewerId: number, userId: number): Promise<boolean> => {
+    const { rows } = await db.query(`SELECT 1 FROM (${members.usersSharingWith(1)}) shared WHERE user_id = $2`, [
+      viewerId,
+      userId,
+    ]);
+    return rows.length > 0;
+  };
 
   const createUser = async (registration: Registration, role: Role, context: Omit<EventContext, 'userId'>) => {
     const password_hash = await hash(registration.password);
@@ -85,8 +100,23 @@ export function createAuthService(deps: {
       return user;
     },
 
-    listUsers: (page: { limit: number; offset: number }) =>
-      usersRepository.list(db, page).then((result) => ({ ...result, ...page })),
+    /**
+     * A user as the viewer may see them: all of it for admins and oneself; id, username and
+     * full name of someone sharing a project with the viewer; anyone else is not found.
+     */
+    async viewUser(viewer: AuthenticatedUser, id: number): Promise<User | PublicUser> {
+      const user = await usersRepository.findById(db, id);
+      if (user && (viewer.role === 'admin' || viewer.id === id)) return user;
+      if (user && (await sharesProject(viewer.id, id))) return publicView(user);
+      throw userNotFound(id);
+    },
+
+    /** Admins list every user; anyone else those sharing a project with them (themselves included), in public view. */
+    async listUsers(viewer: AuthenticatedUser, page: { limit: number; offset: number }) {
+      if (viewer.role === 'admin') return { ...(await usersRepository.list(db, page)), ...page };
+      const result = await usersRepository.list(db, page, { ids: members.usersSharingWith, param: viewer.id });
+      return { ...result, items: result.items.map(publicView), ...page };
+    },
 
     changeRole: (id: number, role: Role, actor: Actor) =>
       outbox.transaction(eventContextOf(actor), async (tx, events) => {

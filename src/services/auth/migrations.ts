@@ -1,5 +1,7 @@
 import type { Migration } from '../../platform/db/migrate.ts';
+import { inboxMigration } from '../../platform/events/event-consumer.ts';
 import { outboxMigrations } from '../../platform/events/outbox.ts';
+import { createMembershipCopy } from '../membership-copy.ts';
 
 export const authMigrations: Migration[] = [
   {
@@ -19,4 +21,7 @@ export const authMigrations: Migration[] = [
     `,
   },
   ...outboxMigrations,
+  inboxMigration,
+  // Who shares a project with whom (GET /v1/users), from project.* events (decision 008).
+  createMembershipCopy('auth').migration,
 ];

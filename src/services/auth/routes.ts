@@ -4,7 +4,15 @@ import type { HttpApp } from '../../platform/http/http-app.ts';
 import { forbidden } from '../../platform/errors/common-errors.ts';
 import { Page, PageQuery } from '../../platform/http/schema-types.ts';
 import { userNotFound } from './errors.ts';
-import { RegisterBody, RoleChangeBody, TokenBody, TokenResponse, UserIdParams, UserSchema } from './schemas.ts';
+import {
+  RegisterBody,
+  RoleChangeBody,
+  TokenBody,
+  TokenResponse,
+  UserIdParams,
+  UserSchema,
+  VisibleUserSchema,
+} from './schemas.ts';
 import type { AuthService } from './auth-service.ts';
 
 const tags = ['auth'];
@@ -68,22 +76,28 @@ export function authRoutes(auth: AuthService) {
         onRequest: app.authenticate,
         schema: {
           tags: ['users'],
-          summary: 'List users',
+          summary: 'List users (admins: all; others: id, username, full name of those sharing a project with them)',
           ...secured,
           querystring: Type.Object(PageQuery, { additionalProperties: false }),
-          response: { 200: Page(UserSchema) },
+          response: { 200: Page(VisibleUserSchema) },
         },
       },
-      async (request) => auth.listUsers(request.query),
+      async (request) => auth.listUsers(request.user, request.query),
     );
 
     app.get(
       '/v1/users/:id',
       {
         onRequest: app.authenticate,
-        schema: { tags: ['users'], summary: 'A user', ...secured, params: UserIdParams, response: { 200: UserSchema } },
+        schema: {
+          tags: ['users'],
+          summary: 'A user (admins and oneself: all fields; someone sharing a project: id, username, full name)',
+          ...secured,
+          params: UserIdParams,
+          response: { 200: VisibleUserSchema },
+        },
       },
-      async (request) => auth.getUser(request.params.id),
+      async (request) => auth.viewUser(request.user, request.params.id),
     );
 
     app.patch(

@@ -17,6 +17,17 @@ export const UserSchema = Type.Object({
   updated_at: Timestamp,
 });
 
+/** A user in a list or by id: all fields for admins and oneself, only id, username and full_name otherwise. */
+export const VisibleUserSchema = Type.Object({
+  id: Type.Integer(),
+  username: Type.String(),
+  full_name: Type.Union([Type.String(), Type.Null()]),
+  email: Type.Optional(Type.String({ description: 'admins and oneself only' })),
+  role: Type.Optional(RoleSchema),
+  created_at: Type.Optional(Timestamp),
+  updated_at: Type.Optional(Timestamp),
+});
+
 export const RegisterBody = Type.Object(
   {
     username: Type.String({ minLength: 3, maxLength: 50, pattern: '^[A-Za-z0-9_.-]+$' }),
