@@ -99,6 +99,8 @@ for (const mode of MODES) {
       owner = await api.createUser('engineer');
       stranger = await api.createUser('engineer');
       project = (await api.post('/v1/projects', { name: 'Корпус 1', description: 'Монолит' }, owner.token)).body;
+      // A member, not the owner (issue 11: a non-member would be told there is no such project).
+      await api.addMembers(project.id, owner.token, stranger);
       const created = await api.post(
         '/v1/defects',
         { project_id: project.id, title: 'Трещина в плите', priority: 'Высокий' },
@@ -488,7 +490,7 @@ for (const mode of MODES) {
     });
 
     describe("someone else's project", () => {
-      it('when another engineer PUTs, PATCHes or DELETEs the project, then 403 naming the project', async () => {
+      it('when another engineer (a member) PUTs, PATCHes or DELETEs the project, then 403 naming the project', async () => {
         const path = `/v1/projects/${project.id}`;
         refused(
           'stranger PUT',
