@@ -47,10 +47,23 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
     if (!(await projects.isMember(projectId, assigneeId, actor))) throw assigneeNotMember(assigneeId, projectId);
   };
 
-  /** Applies an edit under the row lock; publishes status_changed then updated, as the seed does. */
-  const change = async (actor: Actor, id: number, edit: (defect: Defect) => DefectFields) => {
-    // Outside the transaction: the membership may have to be asked of the projects service.
-    await getVisible(actor, id);
+  /**
+   * Applies an edit under the row lock; publishes status_changed then updated, as the seed does.
+   * Visibility and a new assignee's membership are checked before the transaction: they may
+   * have to be asked of the projects service, over HTTP or, embedded, on this process's one
+   * database connection, which the transaction would be holding.
+   */
+  const change = async (
+    actor: Actor,
+    id: number,
+    edit: (defect: Defect) => DefectFields,
+    assigneeId?: number | null,
+  ) => {
+    const current = await getVisible(actor, id);
+    if (assigneeId != null && assigneeId !== current.assignee_id) {
+      assertMayChange(actor.user, current, (await projects.find(db, current.project_id))?.owner_id);
+      await assertAssignable(current.project_id, assigneeId, actor);
+    }
     return outbox.transaction(eventContextOf(actor), async (tx, events) => {
       const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
       if (!defect) throw defectNotFound(id);
@@ -58,8 +71,6 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       assertMayChange(actor.user, defect, project?.owner_id);
       const fields = edit(defect);
       assertTransitionAllowed(defect.status, fields.status);
-      if (fields.assignee_id !== null && fields.assignee_id !== defect.assignee_id)
-        await assertAssignable(defect.project_id, fields.assignee_id, actor);
       if (!differs(defect, fields)) return defect;
       const updated = await defectsRepository.update(tx, id, fields);
       publishChange(events, defect, updated, actor.user.id);
@@ -126,14 +137,19 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
      * values (PUT's schema makes title, status and priority required, as the seed sends them).
      */
     update: (actor: Actor, id: number, input: Partial<DefectFields>) =>
-      change(actor, id, (defect) => ({
-        title: input.title ?? defect.title,
-        description: input.description === undefined ? defect.description : input.description,
-        status: input.status ?? defect.status,
-        priority: input.priority ?? defect.priority,
-        assignee_id: input.assignee_id === undefined ? defect.assignee_id : input.assignee_id,
-        due_date: input.due_date === undefined ? defect.due_date : input.due_date,
-      })),
+      change(
+        actor,
+        id,
+        (defect) => ({
+          title: input.title ?? defect.title,
+          description: input.description === undefined ? defect.description : input.description,
+          status: input.status ?? defect.status,
+          priority: input.priority ?? defect.priority,
+          assignee_id: input.assignee_id === undefined ? defect.assignee_id : input.assignee_id,
+          due_date: input.due_date === undefined ? defect.due_date : input.due_date,
+        }),
+        input.assignee_id,
+      ),
 
     /** A deleted project takes its defects with it, each publishing defect.deleted. */
     removeAllOfProject: (tx: Queryable, projectId: number, context: EventContext & { userId: number }) =>
