@@ -34,8 +34,17 @@ export async function startAllInOne(config: Config, log: Logger) {
         createAuthModule({ ...deps, keys }),
         projects,
         // Defects ask the projects module in this process, not its own HTTP port, about a
-        // project whose event has not arrived yet.
-        createDefectsModule({ ...deps, lookupProject: (id) => projects.projects.find(id) }),
+        // project or a membership whose event has not arrived yet.
+        createDefectsModule({
+          ...deps,
+          lookup: {
+            project: (id, actor) => projects.projects.findVisible(id, actor.user),
+            isMember: (projectId, userId, actor) =>
+              projects.projects
+                .findVisible(projectId, actor.user)
+                .then((project) => project !== undefined && projects.projects.isMember(projectId, userId)),
+          },
+        }),
         createNotificationsModule(deps),
         createEventLogModule(deps),
         createDeadLettersModule(deps),

@@ -99,6 +99,8 @@ for (const mode of MODES) {
       owner = await api.createUser('engineer');
       stranger = await api.createUser('engineer');
       project = (await api.post('/v1/projects', { name: 'Корпус 1', description: 'Монолит' }, owner.token)).body;
+      // A member, not the owner (issue 11: a non-member would be told there is no such project).
+      await api.addMembers(project.id, owner.token, stranger);
       const created = await api.post(
         '/v1/defects',
         { project_id: project.id, title: 'Трещина в плите', priority: 'Высокий' },
@@ -120,11 +122,14 @@ for (const mode of MODES) {
           const { rows } = await system.host.db.query<{
             recorded: number;
             notified: number;
+            mailable: number;
             directory: number;
             projects: number;
           }>(`
           SELECT count(*)::int AS recorded,
                  count(n.event_id)::int AS notified,
+                 -- notifications is not bound to the membership events (the setup's member_added)
+                 count(*) FILTER (WHERE e.event_type NOT LIKE 'project.member%')::int AS mailable,
                  count(d.event_id)::int AS directory,
                  count(*) FILTER (WHERE e.event_type LIKE 'project.%')::int AS projects
           FROM event_log.events e
@@ -133,7 +138,7 @@ for (const mode of MODES) {
           const [handled] = rows;
           return (
             handled.recorded === baseline.outbox &&
-            handled.notified === handled.recorded &&
+            handled.notified === handled.mailable &&
             handled.directory === handled.projects
           );
         },
@@ -488,7 +493,7 @@ for (const mode of MODES) {
     });
 
     describe("someone else's project", () => {
-      it('when another engineer PUTs, PATCHes or DELETEs the project, then 403 naming the project', async () => {
+      it('when another engineer (a member) PUTs, PATCHes or DELETEs the project, then 403 naming the project', async () => {
         const path = `/v1/projects/${project.id}`;
         refused(
           'stranger PUT',

@@ -107,6 +107,8 @@ for (const mode of MODES) {
       it('projects filter by owner_id', async () => {
         const other = await api.createUser('engineer');
         const theirs = [await createProject('Чужой 1', null, other), await createProject('Чужой 2', null, other)];
+        // Only members see a project (issue 11).
+        for (const project of theirs) await api.addMembers(project.id, other.token, user);
         const page = await get(`/v1/projects?owner_id=${other.id}`);
         assert.deepEqual(
           ids(page),
@@ -127,6 +129,8 @@ for (const mode of MODES) {
         [a1, a2] = [await api.createUser('engineer'), await api.createUser('engineer')];
         p1 = await createProject('Фильтры 1');
         p2 = await createProject('Фильтры 2');
+        // An assignee must be a member of the project (issue 11).
+        for (const project of [p1, p2]) await api.addMembers(project.id, user.token, a1, a2);
         d.newHighA1 = await reportDefect(p1.id, { priority: 'Высокий', assignee_id: a1.id });
         d.workLowA2 = await reportDefect(p1.id, { priority: 'Низкий', assignee_id: a2.id });
         d.workHighA2 = await reportDefect(p1.id, { priority: 'Высокий', assignee_id: a2.id });
@@ -326,6 +330,7 @@ for (const mode of MODES) {
       it('a PATCH changes only the fields it is given', async () => {
         const assignee = await api.createUser('engineer');
         const project = await createProject('Частично', 'Не трогать');
+        await api.addMembers(project.id, user.token, assignee);
         const defect = await reportDefect(project.id, {
           description: 'Исходное',
           priority: 'Средний',

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ApiClient, ApiResponse, TestUser } from '../support/api-client.ts';
-import { startTestSystem, type TestSystem } from '../support/test-system.ts';
+import { eventually, startTestSystem, type TestSystem } from '../support/test-system.ts';
 
 // Who may do what: observers read, engineers and managers report, owners and admins
 // change projects, the parties of a defect change it, owners and admins delete defects,
-// admins change roles. Every refusal leaves the data exactly as it was.
+// admins change roles. Every refusal leaves the data exactly as it was. Since issue 11 only a
+// project's members see it: the users acting on a project here are made its members first
+// (what non-members get is test/api/authorization-matrix.test.ts's).
 
 function assertStatus(response: ApiResponse, status: number) {
   assert.equal(response.status, status, `${response.status} ${JSON.stringify(response.body)}`);
@@ -44,9 +46,13 @@ describe('roles and permissions (postgres)', () => {
     return response.body;
   };
 
-  /** A project of `owner` with a defect reported by `reporter` and assigned to `assignee`. */
+  /** `owner` makes the users members of its project. */
+  const addMembers = (projectId: number, ...users: TestUser[]) => api.addMembers(projectId, owner.token, ...users);
+
+  /** A project of `owner` with a defect reported by `reporter` and assigned to `assignee` (members). */
   const ownedDefect = async () => {
     const project = await createProject(owner);
+    await addMembers(project.id, reporter, assignee);
     const defect = await reportDefect(reporter, project.id, { assignee_id: assignee.id });
     return { project, defect };
   };
@@ -141,26 +147,29 @@ describe('roles and permissions (postgres)', () => {
       assert.equal(await total('/v1/projects'), count);
     });
 
-    it('when an observer reports a defect, then 403 and no defect appears', async () => {
+    it('when an observer (a member) reports a defect, then 403 and no defect appears', async () => {
       const project = await createProject(owner);
+      await addMembers(project.id, observer);
       const count = await total('/v1/defects');
       assertForbidden(await api.post('/v1/defects', { project_id: project.id, title: 'Замечание' }, observer.token));
       assert.equal(await total('/v1/defects'), count);
       assert.equal((await api.get(`/v1/defects?project_id=${project.id}`, admin.token)).body.total, 0);
     });
 
-    it('an observer reads the lists and the items', async () => {
+    it('an observer (a member) reads the lists and the items', async () => {
       const { project, defect } = await ownedDefect();
+      await addMembers(project.id, observer);
       for (const path of [
         '/v1/projects',
         `/v1/projects/${project.id}`,
         '/v1/defects',
         `/v1/defects/${defect.id}`,
         '/v1/users',
-        `/v1/users/${owner.id}`,
       ]) {
         assertStatus(await api.get(path, observer.token), 200);
       }
+      // The auth service learns of the membership from its event.
+      await eventually(async () => (await api.get(`/v1/users/${owner.id}`, observer.token)).status === 200);
       assert.deepEqual((await api.get(`/v1/defects/${defect.id}`, observer.token)).body, defect);
       const list = await api.get(`/v1/defects?project_id=${project.id}`, observer.token);
       assert.deepEqual(
@@ -171,6 +180,7 @@ describe('roles and permissions (postgres)', () => {
 
     it('when an observer who is the assignee changes the defect, then 403: observers only read', async () => {
       const project = await createProject(owner);
+      await addMembers(project.id, reporter, observer);
       const defect = await reportDefect(reporter, project.id, { assignee_id: observer.id });
       assertForbidden(await api.patch(`/v1/defects/${defect.id}`, { status: 'В работе' }, observer.token));
       await assertUnchanged(`/v1/defects/${defect.id}`, defect);
@@ -189,8 +199,9 @@ describe('roles and permissions (postgres)', () => {
       });
     }
 
-    it('an engineer reports a defect in a project someone else owns', async () => {
+    it('an engineer reports a defect in a project someone else owns (a member of it)', async () => {
       const project = await createProject(owner);
+      await addMembers(project.id, outsider);
       const defect = await reportDefect(outsider, project.id);
       assert.equal(defect.reporter_id, outsider.id);
       assert.equal(defect.project_id, project.id);
@@ -198,8 +209,9 @@ describe('roles and permissions (postgres)', () => {
   });
 
   describe('changing projects', () => {
-    it('when another engineer, a manager or an observer PUTs, PATCHes or DELETEs a project, then 403 and it is unchanged', async () => {
+    it('when another engineer, a manager or an observer (members) PUTs, PATCHes or DELETEs a project, then 403 and it is unchanged', async () => {
       const project = await createProject(owner);
+      await addMembers(project.id, outsider, manager, observer);
       const path = `/v1/projects/${project.id}`;
       for (const user of [outsider, manager, observer]) {
         assertForbidden(await api.put(path, { name: 'Переименован', description: null }, user.token));
@@ -242,8 +254,9 @@ describe('roles and permissions (postgres)', () => {
   });
 
   describe('changing defects', () => {
-    it('when an uninvolved engineer or manager PUTs or PATCHes a defect, then 403 and it is unchanged', async () => {
-      const { defect } = await ownedDefect();
+    it('when an uninvolved engineer or manager (members) PUTs or PATCHes a defect, then 403 and it is unchanged', async () => {
+      const { project, defect } = await ownedDefect();
+      await addMembers(project.id, outsider, manager);
       const path = `/v1/defects/${defect.id}`;
       for (const user of [outsider, manager]) {
         assertForbidden(
@@ -270,6 +283,7 @@ describe('roles and permissions (postgres)', () => {
 
     it('an assignee set through assignee_id moves the defect through the workflow', async () => {
       const project = await createProject(owner);
+      await addMembers(project.id, reporter, assignee);
       const defect = await reportDefect(reporter, project.id);
       assertForbidden(await api.patch(`/v1/defects/${defect.id}`, { status: 'В работе' }, assignee.token));
 
@@ -321,7 +335,8 @@ describe('roles and permissions (postgres)', () => {
 
   describe('deleting defects', () => {
     it('when the reporter (not the owner), the assignee, another engineer or an observer deletes a defect, then 403 and it stays', async () => {
-      const { defect } = await ownedDefect();
+      const { project, defect } = await ownedDefect();
+      await addMembers(project.id, outsider, manager, observer);
       for (const user of [reporter, assignee, outsider, manager, observer]) {
         assertForbidden(await api.delete(`/v1/defects/${defect.id}`, user.token));
       }

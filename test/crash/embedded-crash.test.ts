@@ -67,6 +67,7 @@ describe('crash: embedded mode (PGlite and the in-process transport) killed unde
     const assignee = await api.createUser('engineer');
     const project = await api.post('/v1/projects', { name: 'Склад' }, manager);
     assert.equal(project.status, 201);
+    await api.addMembers(project.body.id, manager, reporter, assignee);
     const createDefect = (title: string) =>
       api.post('/v1/defects', { project_id: project.body.id, title, assignee_id: assignee.id }, reporter.token);
 

@@ -64,6 +64,7 @@ describe("crash: notifications killed between the SMTP server's acceptance and t
     const assignee = await api.createUser('engineer');
     const project = await api.post('/v1/projects', { name: 'Склад' }, manager);
     assert.equal(project.status, 201);
+    await api.addMembers(project.body.id, manager, reporter, assignee);
     // Every defect is created already assigned: one mail to the assignee per defect.assigned.
     const load = startWriteLoad({
       prefix: 'notify-crash',

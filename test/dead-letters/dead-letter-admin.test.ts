@@ -166,6 +166,7 @@ describe('dead letters: admin API and dlq command (RabbitMQ)', () => {
     // The engineer's mail server refuses for good (550): each assignment mail parks its event at once.
     sink.refuse(emailOf(engineer), Infinity, 550);
     const project = (await system.api.post('/v1/projects', { name: 'Мастерская' }, manager.token)).body;
+    await system.api.addMembers(project.id, manager.token, engineer);
     const eventIds: string[] = [];
     for (const title of ['Скрипит дверь', 'Течёт кран', 'Мигает лампа']) {
       const defect = await system.api.post(

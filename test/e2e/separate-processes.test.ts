@@ -129,6 +129,46 @@ describe('one service per process, with replicas', () => {
     assert.equal(recent.body.items[0].event_type, 'project.created');
   });
 
+  it('when a member is added or removed, then the defects process learns it from the event; before the event, the projects service answers for it', async () => {
+    const api = createApiClient(gateway.url);
+    const token = await api.login('testuser', '123456');
+    const engineer = await api.createUser('engineer');
+    const project = (await api.post('/v1/projects', { name: 'Эстакада' }, token)).body;
+    // The projects service knows the new user once its user.registered has arrived.
+    await eventually(
+      async () =>
+        (await api.post(`/v1/projects/${project.id}/members`, { user_id: engineer.id }, token)).status === 201,
+      10_000,
+      'the projects service to know the new user',
+    );
+    const db = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+    const membership = async () =>
+      (
+        await db.query('SELECT is_member FROM defects.project_members WHERE project_id = $1 AND user_id = $2', [
+          project.id,
+          engineer.id,
+        ])
+      ).rows[0]?.is_member as boolean | undefined;
+    try {
+      await eventually(async () => (await membership()) === true, 10_000, 'defects to hear of project.member_added');
+
+      // As if the event had not arrived: the defects process asks the projects process, with the caller's token.
+      await db.query('DELETE FROM defects.project_members WHERE project_id = $1 AND user_id = $2', [
+        project.id,
+        engineer.id,
+      ]);
+      const defect = await api.post('/v1/defects', { project_id: project.id, title: 'Шов' }, engineer.token);
+      assert.equal(defect.status, 201, JSON.stringify(defect.body));
+
+      assert.equal((await api.delete(`/v1/projects/${project.id}/members/${engineer.id}`, token)).status, 204);
+      await eventually(async () => (await membership()) === false, 10_000, 'defects to hear of project.member_removed');
+      assert.equal((await api.get(`/v1/defects/${defect.body.id}`, engineer.token)).status, 404);
+      assert.equal((await api.get(`/v1/defects/${defect.body.id}`, token)).status, 200, 'the defect stays');
+    } finally {
+      await db.end();
+    }
+  });
+
   it('when writes alternate between two replicas of one service, then each event is published once and in commit order', async () => {
     const token = await createApiClient(gateway.url).login('testuser', '123456');
     const before = queue.messages.length;

@@ -24,6 +24,7 @@ describe('delivery status and request tracing', () => {
     manager = await system.api.createUser('manager');
     engineer = await system.api.createUser('engineer');
     projectId = (await system.api.post('/v1/projects', { name: 'Школа' }, manager.token)).body.id;
+    await system.api.addMembers(projectId, manager.token, engineer);
   });
   after(async () => {
     await system?.close();

@@ -126,6 +126,7 @@ for (const mode of MODES) {
       manager = await system.api.createUser('manager');
       engineer = await system.api.createUser('engineer');
       projectId = (await system.api.post('/v1/projects', { name: 'Дубли' }, manager.token)).body.id;
+      await system.api.addMembers(projectId, manager.token, engineer);
       defectId = (
         await system.api.post(
           '/v1/defects',

@@ -13,10 +13,15 @@ import { eventually, startTestSystem, type TestSystem } from '../support/test-sy
  * the AsyncAPI document names no consumers). The queue names come from consumer-names.ts.
  */
 const CONSUMERS_OF: Record<string, string[]> = {
-  'user.registered': [CONSUMER_NAMES.notificationsEmail, CONSUMER_NAMES.eventLogRecorder],
+  'user.registered': [
+    CONSUMER_NAMES.projectsUserDirectory,
+    CONSUMER_NAMES.notificationsEmail,
+    CONSUMER_NAMES.eventLogRecorder,
+  ],
   'user.role_changed': [CONSUMER_NAMES.eventLogRecorder],
   'project.created': [
     CONSUMER_NAMES.defectsProjectDirectory,
+    CONSUMER_NAMES.authProjectMembers,
     CONSUMER_NAMES.notificationsEmail,
     CONSUMER_NAMES.eventLogRecorder,
   ],

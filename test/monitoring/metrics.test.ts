@@ -33,6 +33,7 @@ describe('metrics move when what they count happens', () => {
     manager = await system.api.createUser('manager');
     engineer = await system.api.createUser('engineer');
     projectId = (await system.api.post('/v1/projects', { name: 'Мост' }, manager.token)).body.id;
+    await system.api.addMembers(projectId, manager.token, engineer);
   });
   after(async () => {
     await system?.close();

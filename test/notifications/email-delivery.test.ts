@@ -36,6 +36,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     const project = await system.api.post('/v1/projects', { name: PROJECT }, owner.token);
     assert.equal(project.status, 201);
     projectId = project.body.id;
+    await system.api.addMembers(projectId, owner.token, reporter, assignee);
   });
   after(async () => {
     await events?.close();
@@ -145,6 +146,7 @@ describe('notifications: e-mail on status changes and assignments (PostgreSQL, R
     assert.ok(mails[0].html!.includes('Скол бетона'));
 
     const newcomer = await system.api.createUser('engineer');
+    await system.api.addMembers(projectId, owner.token, newcomer);
     assert.equal(
       (await system.api.patch(`/v1/defects/${defect.id}`, { assignee_id: newcomer.id }, owner.token)).status,
       200,

@@ -16,6 +16,7 @@ async function reportDefect(system: TestSystem, title: string) {
   const engineer = await system.api.createUser('engineer');
   const project = await system.api.post('/v1/projects', { name: 'Школа №5' }, demoToken);
   assert.equal(project.status, 201);
+  await system.api.addMembers(project.body.id, demoToken, engineer);
   const defect = await system.api.post(
     '/v1/defects',
     { project_id: project.body.id, title, assignee_id: engineer.id },

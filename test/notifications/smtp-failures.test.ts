@@ -42,6 +42,7 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
   ) => {
     const reporter = await system.api.createUser('engineer');
     const assignee = await system.api.createUser('engineer');
+    await system.api.addMembers(projectId, owner.token, reporter, assignee);
     const created = await system.api.post(
       '/v1/defects',
       { project_id: projectId, title: 'Нет гидроизоляции', assignee_id: assignee.id },
@@ -161,6 +162,7 @@ describe('notifications when the SMTP server fails (PostgreSQL, RabbitMQ)', () =
 
   it('when the SMTP server is down, then the mail waits in the retries and goes out once, after it is back', async () => {
     const reporter = await system.api.createUser('engineer');
+    await system.api.addMembers(projectId, owner.token, reporter);
     const created = await system.api.post(
       '/v1/defects',
       { project_id: projectId, title: 'Сырость в подвале' },

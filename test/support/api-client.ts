@@ -85,10 +85,20 @@ export function createApiClient(baseUrl: string, admin = { username: 'admin', pa
     return { id: registered.body.id, username, role, token: await login(username, password) };
   };
 
+  /** Makes users members of a project (issue 11: only members report, are assigned, see it), as its owner or an admin. */
+  const addMembers = async (projectId: number, token: string, ...users: Array<Pick<TestUser, 'id'>>) => {
+    for (const user of users) {
+      const added = await request('POST', `/v1/projects/${projectId}/members`, { json: { user_id: user.id }, token });
+      if (added.status !== 201 && added.status !== 200)
+        throw new Error(`adding member ${user.id} failed: ${added.status} ${JSON.stringify(added.body)}`);
+    }
+  };
+
   return {
     request,
     login,
     createUser,
+    addMembers,
     get: (path: string, token?: string) => request('GET', path, { token }),
     post: (path: string, json: unknown, token?: string) => request('POST', path, { json, token }),
     put: (path: string, json: unknown, token?: string) => request('PUT', path, { json, token }),

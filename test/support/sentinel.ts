@@ -107,6 +107,7 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
         const project = await api.post('/v1/projects', { name: 'Сигнальный объект' }, reporter.token);
         if (project.status !== 201)
           throw new Error(`sentinel project: ${project.status} ${JSON.stringify(project.body)}`);
+        await api.addMembers(project.body.id, reporter.token, ...assignees);
         target = assignees[0];
         before = await mailsTo(emailOf(target));
         const defect = await api.post(

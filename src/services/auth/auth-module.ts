@@ -1,5 +1,7 @@
 import { Counter } from 'prom-client';
 import type { ServiceDeps, ServiceModule } from '../../platform/service.ts';
+import { CONSUMER_NAMES } from '../consumer-names.ts';
+import { createMembershipCopy } from '../membership-copy.ts';
 import { createOutbox } from '../../platform/events/outbox.ts';
 import { createPostgresAttemptCounter } from './attempt-counter.ts';
 import { createAuthService } from './auth-service.ts';
@@ -24,7 +26,9 @@ export function createAuthModule(deps: ServiceDeps & { keys: SigningKeys }): Ser
     },
     (limit) => metrics.throttled.inc({ limit }),
   );
+  const members = createMembershipCopy('auth');
   const auth = createAuthService({
+    members,
     db: deps.db,
     outbox,
     keys: deps.keys,
@@ -39,6 +43,8 @@ export function createAuthModule(deps: ServiceDeps & { keys: SigningKeys }): Ser
     migrations: authMigrations,
     outbox,
     routes: authRoutes(auth),
+    // Who shares a project with whom decides which users a user may list (decision 008).
+    consumers: [{ name: CONSUMER_NAMES.authProjectMembers, handlers: members.handlers }],
     async start() {
       if (config.DEMO_USER) await auth.ensureUser(config.DEMO_USER, 'manager');
       // The demo user is the one exception to the password rules (embedded mode's `123456`).

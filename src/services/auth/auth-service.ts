@@ -1,6 +1,6 @@
 import { hash, verify } from '@node-rs/argon2';
 import { SignJWT } from 'jose';
-import type { Role } from '../../platform/auth/access-token.ts';
+import type { AuthenticatedUser, Role } from '../../platform/auth/access-token.ts';
 import {
   TOKEN_ALGORITHM,
   TOKEN_AUDIENCE,
@@ -17,6 +17,7 @@ import { cannotDisableSelf, invalidCredentials, userNotFound, usernameTaken, wro
 import { assertAcceptablePassword } from './password-policy.ts';
 import type { SignInThrottle } from './sign-in-throttle.ts';
 import type { SigningKeys } from './signing-keys.ts';
+import type { MembershipCopy } from '../membership-copy.ts';
 import { usersRepository, type User, type UserWithGeneration } from './users-repository.ts';
 
 export interface Registration {
@@ -36,6 +37,11 @@ export type PasswordHashingListener = (operation: 'hash' | 'verify') => void;
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
+/** What a user who is not an admin sees of another user: no e-mail address, no role. */
+export type PublicUser = Pick<User, 'id' | 'username' | 'full_name'>;
+
+const publicView = ({ id, username, full_name }: User): PublicUser => ({ id, username, full_name });
+
 export function createAuthService(deps: {
   db: Database;
   outbox: Outbox;
@@ -45,8 +51,9 @@ export function createAuthService(deps: {
   throttle: SignInThrottle;
   revocations: TokenRevocations;
   onHashing?: PasswordHashingListener;
+  members: MembershipCopy;
 }) {
-  const { db, outbox, keys, throttle } = deps;
+  const { db, outbox, keys, throttle, members } = deps;
   const counted = {
     hash: (password: string) => (deps.onHashing?.('hash'), hash(password)),
     verify: (passwordHash: string, password: string) => (deps.onHashing?.('verify'), verify(passwordHash, password)),
@@ -58,6 +65,14 @@ export function createAuthService(deps: {
   /** This process stops accepting the user's older tokens at once; the others learn it from the event. */
   const revokeHere = (user: UserWithGeneration | undefined) => {
     if (user) deps.revocations.revoke(user.id, user.token_generation);
+  };
+
+  const sharesProject = async (viewerId: number, userId: number): Promise<boolean> => {
+    const { rows } = await db.query(`SELECT 1 FROM (${members.usersSharingWith(1)}) shared WHERE user_id = $2`, [
+      viewerId,
+      userId,
+    ]);
+    return rows.length > 0;
   };
 
   const createUser = async (registration: Registration, role: Role, context: Omit<EventContext, 'userId'>) => {
@@ -128,8 +143,23 @@ export function createAuthService(deps: {
       return user;
     },
 
-    listUsers: (page: { limit: number; offset: number }) =>
-      usersRepository.list(db, page).then((result) => ({ ...result, ...page })),
+    /**
+     * A user as the viewer may see them: all of it for admins and oneself; id, username and
+     * full name of someone sharing a project with the viewer; anyone else is not found.
+     */
+    async viewUser(viewer: AuthenticatedUser, id: number): Promise<User | PublicUser> {
+      const user = await usersRepository.findById(db, id);
+      if (user && (viewer.role === 'admin' || viewer.id === id)) return user;
+      if (user && (await sharesProject(viewer.id, id))) return publicView(user);
+      throw userNotFound(id);
+    },
+
+    /** Admins list every user; anyone else those sharing a project with them (themselves included), in public view. */
+    async listUsers(viewer: AuthenticatedUser, page: { limit: number; offset: number }) {
+      if (viewer.role === 'admin') return { ...(await usersRepository.list(db, page)), ...page };
+      const result = await usersRepository.list(db, page, { ids: members.usersSharingWith, param: viewer.id });
+      return { ...result, items: result.items.map(publicView), ...page };
+    },
 
     /** An admin's change of role and/or disabled flag, in one transaction; undefined when no such user. */
     async changeUser(id: number, change: UserChange, actor: Actor): Promise<User | undefined> {

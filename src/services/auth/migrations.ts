@@ -1,6 +1,8 @@
 import type { Migration } from '../../platform/db/migrate.ts';
+import { inboxMigration } from '../../platform/events/event-consumer.ts';
 import { outboxMigrations } from '../../platform/events/outbox.ts';
 import { attemptCounterMigration } from './attempt-counter.ts';
+import { createMembershipCopy } from '../membership-copy.ts';
 
 export const authMigrations: Migration[] = [
   {
@@ -31,4 +33,7 @@ export const authMigrations: Migration[] = [
     `,
   },
   attemptCounterMigration,
+  inboxMigration,
+  // Who shares a project with whom (GET /v1/users), from project.* events (decision 008).
+  createMembershipCopy('auth').migration,
 ];

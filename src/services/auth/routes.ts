@@ -12,6 +12,7 @@ import {
   UserChangeBody,
   UserIdParams,
   UserSchema,
+  VisibleUserSchema,
 } from './schemas.ts';
 import type { AuthService } from './auth-service.ts';
 
@@ -76,22 +77,28 @@ export function authRoutes(auth: AuthService) {
         onRequest: app.authenticate,
         schema: {
           tags: ['users'],
-          summary: 'List users',
+          summary: 'List users (admins: all; others: id, username, full name of those sharing a project with them)',
           ...secured,
           querystring: Type.Object(PageQuery, { additionalProperties: false }),
-          response: { 200: Page(UserSchema) },
+          response: { 200: Page(VisibleUserSchema) },
         },
       },
-      async (request) => auth.listUsers(request.query),
+      async (request) => auth.listUsers(request.user, request.query),
     );
 
     app.get(
       '/v1/users/:id',
       {
         onRequest: app.authenticate,
-        schema: { tags: ['users'], summary: 'A user', ...secured, params: UserIdParams, response: { 200: UserSchema } },
+        schema: {
+          tags: ['users'],
+          summary: 'A user (admins and oneself: all fields; someone sharing a project: id, username, full name)',
+          ...secured,
+          params: UserIdParams,
+          response: { 200: VisibleUserSchema },
+        },
       },
-      async (request) => auth.getUser(request.params.id),
+      async (request) => auth.viewUser(request.user, request.params.id),
     );
 
     app.post(

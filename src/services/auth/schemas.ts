@@ -19,6 +19,18 @@ export const UserSchema = Type.Object({
   updated_at: Timestamp,
 });
 
+/** A user in a list or by id: all fields for admins and oneself, only id, username and full_name otherwise. */
+export const VisibleUserSchema = Type.Object({
+  id: Type.Integer(),
+  username: Type.String(),
+  full_name: Type.Union([Type.String(), Type.Null()]),
+  email: Type.Optional(Type.String({ description: 'admins and oneself only' })),
+  role: Type.Optional(RoleSchema),
+  disabled: Type.Optional(Type.Boolean({ description: 'admins and oneself only' })),
+  created_at: Type.Optional(Timestamp),
+  updated_at: Type.Optional(Timestamp),
+});
+
 /** At least 8 characters, and not one of the most common passwords (checked by password-policy.ts). */
 const NewPassword = Type.String({
   minLength: MIN_PASSWORD_LENGTH,

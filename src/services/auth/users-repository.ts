@@ -56,12 +56,22 @@ export const usersRepository = {
     return rows[0]?.password_hash;
   },
 
-  async list(db: Queryable, page: { limit: number; offset: number }) {
+  /** A page of users; `within`: only the ids the subquery (given its parameter's number) selects, and that parameter. */
+  async list(
+    db: Queryable,
+    page: { limit: number; offset: number },
+    within?: { ids: (parameter: number) => string; param: unknown },
+  ) {
+    const where = within ? `WHERE id = $3 OR id IN (${within.ids(3)})` : '';
+    const params = within ? [page.limit, page.offset, within.param] : [page.limit, page.offset];
     const { rows } = await db.query<User & { total: number }>(
-      `SELECT ${USER_COLUMNS}, count(*) OVER ()::int AS total FROM auth.users ORDER BY id LIMIT $1 OFFSET $2`,
-      [page.limit, page.offset],
+      `SELECT ${USER_COLUMNS}, count(*) OVER ()::int AS total FROM auth.users ${where} ORDER BY id LIMIT $1 OFFSET $2`,
+      params,
     );
-    return { items: rows.map(({ total: _total, ...user }) => user), total: rows[0]?.total ?? (await countUsers(db)) };
+    return {
+      items: rows.map(({ total: _total, ...user }) => user),
+      total: rows[0]?.total ?? (await countUsers(db, where.replaceAll('$3', '$1'), params.slice(2))),
+    };
   },
 
   /** Also raises the token generation: tokens that carry the old role end. */
@@ -96,7 +106,7 @@ export const usersRepository = {
   },
 };
 
-async function countUsers(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM auth.users');
+async function countUsers(db: Queryable, where: string, params: unknown[]): Promise<number> {
+  const { rows } = await db.query<{ count: number }>(`SELECT count(*)::int AS count FROM auth.users ${where}`, params);
   return rows[0].count;
 }

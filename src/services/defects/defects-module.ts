@@ -7,9 +7,9 @@ import { createProjectDirectory, type ProjectLookup } from './project-directory.
 import { projectEventHandlers } from './project-events.ts';
 import { defectsRoutes } from './routes.ts';
 
-export function createDefectsModule(deps: ServiceDeps & { lookupProject: ProjectLookup }): ServiceModule {
+export function createDefectsModule(deps: ServiceDeps & { lookup: ProjectLookup }): ServiceModule {
   const outbox = createOutbox({ db: deps.db, schema: 'defects' });
-  const projects = createProjectDirectory({ db: deps.db, lookupProject: deps.lookupProject });
+  const projects = createProjectDirectory({ db: deps.db, lookup: deps.lookup });
   const defects = createDefectsService({ db: deps.db, outbox, projects });
   return {
     name: 'defects',

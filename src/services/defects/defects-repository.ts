@@ -34,20 +34,27 @@ export type NewDefectRow = DefectFields & { id: number; project_id: number; repo
 export const defectsRepository = {
   /**
    * The id the next defect will have, taken before its INSERT (its events carry it, so they
-   * can be stored by the INSERT's own statement), and the project as this service knows it:
-   * one round trip.
+   * can be stored by the INSERT's own statement), and the project as this service knows it,
+   * with whether the user is a member as far as it knows: one round trip.
    */
-  async reserveId(db: Queryable, projectId: number): Promise<{ id: number; known: KnownProject | undefined }> {
-    const { rows } = await db.query<{ id: number; project: KnownProject | null }>(
+  async reserveId(
+    db: Queryable,
+    projectId: number,
+    userId: number,
+  ): Promise<{ id: number; known: (KnownProject & { member: boolean }) | undefined }> {
+    const { rows } = await db.query<{ id: number; project: KnownProject | null; member: boolean }>(
       `SELECT nextval('defects.defects_id_seq')::int AS id,
-         (SELECT row_to_json(p) FROM (SELECT id, name, owner_id, deleted_at FROM defects.known_projects WHERE id = $1) p) AS project`,
-      [projectId],
+         (SELECT row_to_json(p) FROM (SELECT id, name, owner_id, deleted_at FROM defects.known_projects WHERE id = $1) p) AS project,
+         EXISTS (SELECT 1 FROM defects.project_members WHERE project_id = $1 AND user_id = $2 AND is_member) AS member`,
+      [projectId, userId],
     );
-    const { id, project } = rows[0];
+    const { id, project, member } = rows[0];
     // row_to_json writes the timestamp as text.
     return {
       id,
-      known: project ? { ...project, deleted_at: project.deleted_at && new Date(project.deleted_at) } : undefined,
+      known: project
+        ? { ...project, deleted_at: project.deleted_at && new Date(project.deleted_at), member }
+        : undefined,
     };
   },
 
@@ -99,13 +106,23 @@ export const defectsRepository = {
     await db.query('DELETE FROM defects.defects WHERE id = $1', [id]);
   },
 
-  async list(db: Queryable, filter: DefectFilter, page: { limit: number; offset: number }) {
+  /** A page of defects; `within`: only those of the projects the subquery (given its parameter's number) selects. */
+  async list(
+    db: Queryable,
+    filter: DefectFilter,
+    page: { limit: number; offset: number },
+    within?: { projects: (parameter: number) => string; param: unknown },
+  ) {
     const conditions: string[] = [];
     const params: unknown[] = [];
     for (const column of ['project_id', 'status', 'priority', 'assignee_id'] as const) {
       if (filter[column] === undefined) continue;
       params.push(filter[column]);
       conditions.push(`${column} = $${params.length}`);
+    }
+    if (within) {
+      params.push(within.param);
+      conditions.push(`project_id IN (${within.projects(params.length)})`);
     }
     const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
     const [items, count] = await Promise.all([

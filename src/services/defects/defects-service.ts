@@ -17,7 +17,7 @@ import {
   type DefectFilter,
   type NewDefectRow,
 } from './defects-repository.ts';
-import { defectNotFound, projectNotFound } from './errors.ts';
+import { assigneeNotMember, defectNotFound, projectNotFound } from './errors.ts';
 import type { ProjectDirectory } from './project-directory.ts';
 
 export interface NewDefect {
@@ -35,9 +35,36 @@ export type DefectsService = ReturnType<typeof createDefectsService>;
 export function createDefectsService(deps: { db: Database; outbox: Outbox; projects: ProjectDirectory }) {
   const { db, outbox, projects } = deps;
 
-  /** Applies an edit under the row lock; publishes status_changed then updated, as the seed does. */
-  const change = (actor: Actor, id: number, edit: (defect: Defect) => DefectFields) =>
-    outbox.transaction(eventContextOf(actor), async (tx, events) => {
+  /** The defect, if the caller may see it (a member of its project, or an admin); else 404, as if there were none. */
+  const getVisible = async (actor: Actor, id: number): Promise<Defect> => {
+    const defect = await defectsRepository.findById(db, id);
+    if (!defect || !(await projects.canSee(defect.project_id, actor))) throw defectNotFound(id);
+    return defect;
+  };
+
+  /** An assignee must be a member of the defect's project. */
+  const assertAssignable = async (projectId: number, assigneeId: number, actor: Actor) => {
+    if (!(await projects.isMember(projectId, assigneeId, actor))) throw assigneeNotMember(assigneeId, projectId);
+  };
+
+  /**
+   * Applies an edit under the row lock; publishes status_changed then updated, as the seed does.
+   * Visibility and a new assignee's membership are checked before the transaction: they may
+   * have to be asked of the projects service, over HTTP or, embedded, on this process's one
+   * database connection, which the transaction would be holding.
+   */
+  const change = async (
+    actor: Actor,
+    id: number,
+    edit: (defect: Defect) => DefectFields,
+    assigneeId?: number | null,
+  ) => {
+    const current = await getVisible(actor, id);
+    if (assigneeId != null && assigneeId !== current.assignee_id) {
+      assertMayChange(actor.user, current, (await projects.find(db, current.project_id))?.owner_id);
+      await assertAssignable(current.project_id, assigneeId, actor);
+    }
+    return outbox.transaction(eventContextOf(actor), async (tx, events) => {
       const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
       if (!defect) throw defectNotFound(id);
       const project = await projects.find(tx, defect.project_id);
@@ -49,15 +76,20 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       publishChange(events, defect, updated, actor.user.id);
       return updated;
     });
+  };
 
   return {
     async create(actor: Actor, input: NewDefect): Promise<Defect> {
+      // An observer is refused either way: 404 for a project they may not see, else 403.
+      if (actor.user.role === 'observer' && !(await projects.canSee(input.project_id, actor)))
+        throw projectNotFound(input.project_id);
       assertMayReport(actor.user);
       const status = input.status ?? INITIAL_STATUS;
       assertInitialStatus(status);
-      const { id, known } = await defectsRepository.reserveId(db, input.project_id);
+      const { id, known } = await defectsRepository.reserveId(db, input.project_id, actor.user.id);
       const project = await projects.resolveFrom(known, input.project_id, actor);
       if (!project) throw projectNotFound(input.project_id);
+      if (input.assignee_id != null) await assertAssignable(project.id, input.assignee_id, actor);
       const defect: NewDefectRow = {
         id,
         project_id: project.id,
@@ -88,28 +120,36 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
       return created;
     },
 
-    async get(id: number): Promise<Defect> {
-      const defect = await defectsRepository.findById(db, id);
-      if (!defect) throw defectNotFound(id);
-      return defect;
-    },
+    get: getVisible,
 
-    list: (filter: DefectFilter, page: { limit: number; offset: number }) =>
-      defectsRepository.list(db, filter, page).then((result) => ({ ...result, ...page })),
+    /** Admins list every defect; anyone else those of the projects they are a member of. */
+    async list(actor: Actor, filter: DefectFilter, page: { limit: number; offset: number }) {
+      const all =
+        actor.user.role === 'admin' ||
+        // One project asked for, that the caller may see (its membership event may be on its way).
+        (filter.project_id !== undefined && (await projects.canSee(filter.project_id, actor)));
+      const within = all ? undefined : { projects: projects.projectsOf, param: actor.user.id };
+      return { ...(await defectsRepository.list(db, filter, page, within)), ...page };
+    },
 
     /**
      * PUT and PATCH alike: the fields sent replace the stored ones, the others keep their
      * values (PUT's schema makes title, status and priority required, as the seed sends them).
      */
     update: (actor: Actor, id: number, input: Partial<DefectFields>) =>
-      change(actor, id, (defect) => ({
-        title: input.title ?? defect.title,
-        description: input.description === undefined ? defect.description : input.description,
-        status: input.status ?? defect.status,
-        priority: input.priority ?? defect.priority,
-        assignee_id: input.assignee_id === undefined ? defect.assignee_id : input.assignee_id,
-        due_date: input.due_date === undefined ? defect.due_date : input.due_date,
-      })),
+      change(
+        actor,
+        id,
+        (defect) => ({
+          title: input.title ?? defect.title,
+          description: input.description === undefined ? defect.description : input.description,
+          status: input.status ?? defect.status,
+          priority: input.priority ?? defect.priority,
+          assignee_id: input.assignee_id === undefined ? defect.assignee_id : input.assignee_id,
+          due_date: input.due_date === undefined ? defect.due_date : input.due_date,
+        }),
+        input.assignee_id,
+      ),
 
     /** A deleted project takes its defects with it, each publishing defect.deleted. */
     removeAllOfProject: (tx: Queryable, projectId: number, context: EventContext & { userId: number }) =>
@@ -119,15 +159,17 @@ export function createDefectsService(deps: { db: Database; outbox: Outbox; proje
         return ids;
       }),
 
-    remove: (actor: Actor, id: number) =>
-      outbox.transaction(eventContextOf(actor), async (tx, events) => {
+    remove: async (actor: Actor, id: number) => {
+      await getVisible(actor, id);
+      return outbox.transaction(eventContextOf(actor), async (tx, events) => {
         const defect = await defectsRepository.findById(tx, id, { forUpdate: true });
         if (!defect) throw defectNotFound(id);
         const project = await projects.find(tx, defect.project_id);
         assertMayDelete(actor.user, defect, project?.owner_id);
         await defectsRepository.delete(tx, id);
         events.add('defect.deleted', { defect_id: id, deleted_by: actor.user.id });
-      }),
+      });
+    },
   };
 }
 

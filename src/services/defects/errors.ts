@@ -25,3 +25,12 @@ export const badInitialStatus = defineError(
   (initial: string, given: string) =>
     `A new defect starts as ${quote(initial)}, not ${quote(given)}; move it through the workflow afterwards`,
 );
+
+export const assigneeNotMember = defineError(
+  'DEFECT_ASSIGNEE_NOT_MEMBER',
+  422,
+  (userId: number, projectId: number) => ({
+    message: `assignee_id ${userId}: the assignee must be a member of project ${projectId}`,
+    extra: { errors: [{ loc: 'body.assignee_id', msg: `user ${userId} is not a member of project ${projectId}` }] },
+  }),
+);

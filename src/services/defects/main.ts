@@ -13,6 +13,6 @@ runMain('defects', async (config, log) => {
     name: 'defects',
     port: config.PORT ?? 8003,
     verifyToken: await tokenVerifierFromConfig(config),
-    modules: (deps) => [createDefectsModule({ ...deps, lookupProject: projectLookupOverHttp(config.PROJECTS_URL!) })],
+    modules: (deps) => [createDefectsModule({ ...deps, lookup: projectLookupOverHttp(config.PROJECTS_URL!) })],
   });
 });

@@ -1,6 +1,7 @@
 import type { Migration } from '../../platform/db/migrate.ts';
 import { inboxMigration } from '../../platform/events/event-consumer.ts';
 import { outboxMigrations } from '../../platform/events/outbox.ts';
+import { createMembershipCopy } from '../membership-copy.ts';
 
 export const defectsMigrations: Migration[] = [
   {
@@ -34,4 +35,6 @@ export const defectsMigrations: Migration[] = [
   },
   ...outboxMigrations,
   inboxMigration,
+  // Who is a member of which project, from project.* events (decision 008).
+  createMembershipCopy('defects').migration,
 ];

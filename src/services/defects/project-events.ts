@@ -12,7 +12,7 @@ export function projectEventHandlers(directory: ProjectDirectory, defects: Defec
   return {
     ...directory.handlers,
     'project.deleted': async (tx, event, context) => {
-      await directory.handlers['project.deleted'](tx, event);
+      await directory.handlers['project.deleted'](tx, event, context);
       const { afterCommit } = await defects.removeAllOfProject(tx, event.data.project_id, {
         userId: event.data.deleted_by,
         requestId: textHeader(context.headers['x-request-id']),

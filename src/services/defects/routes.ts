@@ -35,14 +35,14 @@ export function defectsRoutes(defects: DefectsService) {
       {
         schema: {
           ...common,
-          summary: 'List defects, filtered',
+          summary: "List defects, filtered (admins: all; others: their projects')",
           querystring: DefectListQuery,
           response: { 200: Page(DefectSchema) },
         },
       },
       async (request) => {
         const { limit, offset, ...filter } = request.query;
-        return defects.list(filter, { limit, offset });
+        return defects.list(actorOf(request), filter, { limit, offset });
       },
     );
 
@@ -51,7 +51,7 @@ export function defectsRoutes(defects: DefectsService) {
       {
         schema: { ...common, summary: 'A defect', params: DefectIdParams, response: { 200: DefectSchema } },
       },
-      async (request) => defects.get(request.params.id),
+      async (request) => defects.get(actorOf(request), request.params.id),
     );
 
     app.put(

@@ -6,9 +6,13 @@ export function assertMayCreateProject(user: AuthenticatedUser): void {
   if (user.role === 'observer') throw forbidden('Observers cannot create projects');
 }
 
-/** Only the owner or an admin changes or deletes a project; an observer (even a demoted owner) only reads. */
-export function assertMayChangeProject(user: AuthenticatedUser, project: { id: number; owner_id: number }): void {
+/** Only the owner or an admin changes or deletes a project, or adds and removes its members; an observer (even a demoted owner) only reads. */
+export function assertMayChangeProject(
+  user: AuthenticatedUser,
+  project: { id: number; owner_id: number },
+  what = 'change or delete it',
+): void {
   if (user.role !== 'admin' && !(project.owner_id === user.id && user.role !== 'observer')) {
-    throw forbidden(`Only the owner of project ${project.id} or an admin may change or delete it`);
+    throw forbidden(`Only the owner of project ${project.id} or an admin may ${what}`);
   }
 }

@@ -45,16 +45,25 @@ export const projectsRepository = {
     await db.query('DELETE FROM projects.projects WHERE id = $1', [id]);
   },
 
-  async list(db: Queryable, filter: { owner_id?: number; limit: number; offset: number }) {
-    const where = filter.owner_id === undefined ? '' : 'WHERE owner_id = $3';
-    const params =
-      filter.owner_id === undefined ? [filter.limit, filter.offset] : [filter.limit, filter.offset, filter.owner_id];
+  /** A page of projects; `member_id`: only those that user is a member of. */
+  async list(db: Queryable, filter: { owner_id?: number; member_id?: number; limit: number; offset: number }) {
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    if (filter.owner_id !== undefined) {
+      params.push(filter.owner_id);
+      conditions.push(`owner_id = $${params.length}`);
+    }
+    if (filter.member_id !== undefined) {
+      params.push(filter.member_id);
+      conditions.push(`id IN (SELECT project_id FROM projects.members WHERE user_id = $${params.length})`);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
     const [page, count] = await Promise.all([
-      db.query<Project>(`SELECT ${COLUMNS} FROM projects.projects ${where} ORDER BY id LIMIT $1 OFFSET $2`, params),
-      db.query<{ total: number }>(
-        `SELECT count(*)::int AS total FROM projects.projects ${where.replace('$3', '$1')}`,
-        filter.owner_id === undefined ? [] : [filter.owner_id],
+      db.query<Project>(
+        `SELECT ${COLUMNS} FROM projects.projects ${where} ORDER BY id LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+        [...params, filter.limit, filter.offset],
       ),
+      db.query<{ total: number }>(`SELECT count(*)::int AS total FROM projects.projects ${where}`, params),
     ]);
     return { items: page.rows, total: count.rows[0].total };
   },

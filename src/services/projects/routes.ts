@@ -2,7 +2,11 @@ import { actorOf } from '../../platform/http/actor.ts';
 import type { HttpApp } from '../../platform/http/http-app.ts';
 import { Page } from '../../platform/http/schema-types.ts';
 import {
+  AddMemberBody,
   CreateProjectBody,
+  MemberListQuery,
+  MemberParams,
+  MemberSchema,
   PatchProjectBody,
   ProjectIdParams,
   ProjectListQuery,
@@ -35,20 +39,25 @@ export function projectsRoutes(projects: ProjectsService) {
       {
         schema: {
           ...common,
-          summary: 'List projects',
+          summary: 'List projects (admins: all; others: those they are a member of)',
           querystring: ProjectListQuery,
           response: { 200: Page(ProjectSchema) },
         },
       },
-      async (request) => projects.list(request.query),
+      async (request) => projects.list(actorOf(request), request.query),
     );
 
     app.get(
       '/v1/projects/:id',
       {
-        schema: { ...common, summary: 'A project', params: ProjectIdParams, response: { 200: ProjectSchema } },
+        schema: {
+          ...common,
+          summary: 'A project (members and admins; 404 for anyone else)',
+          params: ProjectIdParams,
+          response: { 200: ProjectSchema },
+        },
       },
-      async (request) => projects.get(request.params.id),
+      async (request) => projects.get(actorOf(request), request.params.id),
     );
 
     app.put(
@@ -90,6 +99,65 @@ export function projectsRoutes(projects: ProjectsService) {
       },
       async (request, reply) => {
         await projects.remove(actorOf(request), request.params.id);
+        return reply.code(204).send();
+      },
+    );
+
+    app.get(
+      '/v1/projects/:id/members',
+      {
+        schema: {
+          ...common,
+          summary: "A project's members (members and admins)",
+          params: ProjectIdParams,
+          querystring: MemberListQuery,
+          response: { 200: Page(MemberSchema) },
+        },
+      },
+      async (request) => projects.listMembers(actorOf(request), request.params.id, request.query),
+    );
+
+    app.get(
+      '/v1/projects/:id/members/:user_id',
+      {
+        schema: {
+          ...common,
+          summary: 'One member of a project (members and admins; 404 if the user is not a member)',
+          params: MemberParams,
+          response: { 200: MemberSchema },
+        },
+      },
+      async (request) => projects.getMember(actorOf(request), request.params.id, request.params.user_id),
+    );
+
+    app.post(
+      '/v1/projects/:id/members',
+      {
+        schema: {
+          ...common,
+          summary: 'Add a member (owner or admin; publishes project.member_added; 200 and no event if already one)',
+          params: ProjectIdParams,
+          body: AddMemberBody,
+          response: { 200: MemberSchema, 201: MemberSchema },
+        },
+      },
+      async (request, reply) => {
+        const { added, member } = await projects.addMember(actorOf(request), request.params.id, request.body.user_id);
+        return reply.code(added ? 201 : 200).send(member);
+      },
+    );
+
+    app.delete(
+      '/v1/projects/:id/members/:user_id',
+      {
+        schema: {
+          ...common,
+          summary: 'Remove a member (owner or admin; never the owner; publishes project.member_removed)',
+          params: MemberParams,
+        },
+      },
+      async (request, reply) => {
+        await projects.removeMember(actorOf(request), request.params.id, request.params.user_id);
         return reply.code(204).send();
       },
     );

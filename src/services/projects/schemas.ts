@@ -35,3 +35,21 @@ export const ProjectListQuery = Type.Object(
   { ...PageQuery, owner_id: Type.Optional(Type.Integer({ minimum: 1 })) },
   { additionalProperties: false },
 );
+
+const UserId = Type.Integer({ minimum: 1, maximum: 2147483647 });
+
+export const MemberSchema = Type.Object({
+  project_id: Type.Integer(),
+  user_id: Type.Integer(),
+  username: Type.Union([Type.String(), Type.Null()], { description: 'null until the user is known here' }),
+  full_name: Type.Union([Type.String(), Type.Null()]),
+  is_owner: Type.Boolean(),
+  added_by: Type.Union([Type.Integer(), Type.Null()], { description: 'null for the owner and carried-over members' }),
+  added_at: Timestamp,
+});
+
+export const AddMemberBody = Type.Object({ user_id: UserId }, { additionalProperties: false });
+
+export const MemberParams = Type.Object({ id: ProjectIdParams.properties.id, user_id: UserId });
+
+export const MemberListQuery = Type.Object(PageQuery, { additionalProperties: false });
