@@ -59,7 +59,7 @@ export interface MailSentinel {
  * to someone who already got that many about the sentinel's defect.
  */
 export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): MailSentinel {
-  let parties: { reporter: TestUser; assignees: TestUser[]; defectId: number } | undefined;
+  let parties: { reporter: TestUser; assignees: TestUser[]; projectId: number; defectId: number } | undefined;
   let markers = 0;
 
   let admin: TestUser | undefined;
@@ -116,9 +116,10 @@ export function createMailSentinel(system: TestSystem, mailsTo: MailCounter): Ma
           reporter.token,
         );
         if (defect.status !== 201) throw new Error(`sentinel defect: ${defect.status} ${JSON.stringify(defect.body)}`);
-        parties = { reporter, assignees, defectId: defect.body.id };
+        parties = { reporter, assignees, projectId: project.body.id, defectId: defect.body.id };
       } else {
         target = await api.createUser('engineer');
+        await api.addMembers(parties.projectId, parties.reporter.token, target); // an assignee must be a member
         parties.assignees.push(target);
         before = await mailsTo(emailOf(target));
         const moved = await api.patch(
