@@ -5,7 +5,8 @@ import { eventually, MODES, startTestSystem, type TestSystem } from '../support/
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-// The seed's "КАК ПРОТЕСТИРОВАТЬ", steps 2–7, against the all-in-one process on its one port, as written there.
+// The seed's "КАК ПРОТЕСТИРОВАТЬ", steps 2–7, against the all-in-one process on its one port, as written
+// there; then the README's step 8.
 for (const mode of MODES) {
   describe(`seed walkthrough (${mode})`, () => {
     let system: TestSystem;
@@ -116,5 +117,31 @@ for (const mode of MODES) {
         }
       });
     }
+
+    it('step 8 (the README): a registered member is assigned the defect, moves it on, and both mails are logged', async () => {
+      const { api } = system;
+      const ivan = await api.post('/v1/auth/register', {
+        username: 'ivan',
+        password: 'kran-na-obekte-7',
+        email: 'ivan@example.com',
+        full_name: 'Иван Петров',
+      });
+      assert.equal(ivan.status, 201, JSON.stringify(ivan.body));
+      const ivanToken = await api.login('ivan', 'kran-na-obekte-7');
+      const member = await api.post('/v1/projects/1/members', { user_id: ivan.body.id }, token);
+      assert.equal(member.status, 201, JSON.stringify(member.body));
+      const assigned = await api.patch('/v1/defects/1', { assignee_id: ivan.body.id }, token);
+      assert.equal(assigned.status, 200, JSON.stringify(assigned.body));
+      const moved = await api.patch('/v1/defects/1', { status: 'Решена' }, ivanToken);
+      assert.equal(moved.status, 200, JSON.stringify(moved.body));
+      const mails = await eventually(() => {
+        const found = system.logs.messages().filter((message) => message.startsWith('Отправка email'));
+        return found.length === 2 ? found : undefined;
+      });
+      assert.deepEqual(mails.sort(), [
+        `Отправка email: Дефект #1 изменил статус на 'Решена'`,
+        `Отправка email: Дефект #1 назначен исполнителю Иван Петров`,
+      ]);
+    });
   });
 }
