@@ -83,9 +83,12 @@ async function openDeadLetterQueues(config: Config): Promise<{ queues: DeadLette
 
 async function isServerRunning(port: number): Promise<boolean> {
   try {
-    return (await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) })).ok;
-  } catch {
-    return false;
+    await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5_000) });
+    return true;
+  } catch (error) {
+    // Only a refused connection says nobody listens; a server too busy to answer in time is
+    // still running, and opening its database beside it would corrupt it.
+    return (error as { cause?: { code?: string } }).cause?.code !== 'ECONNREFUSED';
   }
 }
 
