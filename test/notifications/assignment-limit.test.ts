@@ -37,6 +37,7 @@ describe('notifications: at most ASSIGNMENT_MAILS_PER_HOUR assignment e-mails pe
     const project = await system.api.post('/v1/projects', { name: PROJECT }, manager.token);
     assert.equal(project.status, 201);
     projectId = project.body.id;
+    await system.api.addMembers(projectId, manager.token, first, second); // assignees must be members
   });
   after(async () => {
     await system?.close();
