@@ -131,10 +131,10 @@ for (const mode of MODES) {
         async () => {
           const response = await system.api.get(`/v1/events/${created.event_id}`, admin.token);
           const consumers = (response.body.deliveries ?? []).map((d: any) => d.consumer).sort();
-          return consumers.length === 3 ? response.body : undefined;
+          return consumers.length === 4 ? response.body : undefined;
         },
         10_000,
-        'three consumers reporting',
+        'four consumers reporting',
       );
       assert.deepEqual(detail.event, created);
       for (const delivery of detail.deliveries) {
@@ -143,7 +143,7 @@ for (const mode of MODES) {
       }
       assert.deepEqual(
         detail.deliveries.map((d: any) => d.consumer),
-        ['defects.project-directory', 'event-log.recorder', 'notifications.email'],
+        ['auth.project-members', 'defects.project-directory', 'event-log.recorder', 'notifications.email'],
       );
       const asManager = await system.api.get(`/v1/events/${created.event_id}`, manager.token);
       assert.equal(asManager.status, 200);
