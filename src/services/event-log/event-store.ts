@@ -71,9 +71,6 @@ export const eventStore = {
     }
   },
 
-  /** For each of the users, the projects among `projectIds` they are a member of now. */
-  membershipsAmong: eventLogMembers.membershipsAmong,
-
   /** Newest first. */
   async list(db: Queryable, filter: EventFilter, page: { limit: number; offset: number }) {
     const { where, params } = filterToSql(filter);
