@@ -1,6 +1,21 @@
+import { contractViolation, type ContractEvent } from '../contracts/events.ts';
 import type { Queryable } from '../platform/db/database.ts';
 import type { Migration } from '../platform/db/migrate.ts';
+import type { EventEnvelope } from '../platform/events/envelope.ts';
 import type { EventHandler } from '../platform/events/event-consumer.ts';
+
+const MEMBERSHIP_EVENTS = [
+  'project.created',
+  'project.member_added',
+  'project.member_removed',
+  'project.deleted',
+] as const;
+type MembershipEvent = (typeof MEMBERSHIP_EVENTS)[number];
+type MembershipChange = { [Type in MembershipEvent]: ContractEvent<Type> }[MembershipEvent];
+
+function isMembershipEvent(eventType: string): eventType is MembershipEvent {
+  return (MEMBERSHIP_EVENTS as readonly string[]).includes(eventType);
+}
 
 /**
  * Inserts into `target` the memberships that data from before membership existed implies:
@@ -35,13 +50,12 @@ export function insertOldMemberships(target: string, columns = '', values = ''):
  * does not overwrite it; a deleted project's tombstone keeps a late `member_added` from
  * bringing it back.
  */
-export function createMembershipCopy(schema: 'auth' | 'defects') {
+export function createMembershipCopy(schema: 'auth' | 'defects' | 'event_log') {
   const members = `${schema}.project_members`;
   const deleted = `${schema}.deleted_projects`;
 
-  const migration: Migration = {
-    id: `${schema}/project-members-1`,
-    sql: `
+  /** The copy's tables; a copy that existed before in another shape reshapes its table into this one. */
+  const tablesSql = `
       CREATE TABLE ${members} (
         project_id integer NOT NULL,
         user_id integer NOT NULL,
@@ -51,7 +65,12 @@ export function createMembershipCopy(schema: 'auth' | 'defects') {
         PRIMARY KEY (project_id, user_id)
       );
       CREATE INDEX project_members_user ON ${members} (user_id) WHERE is_member;
-      CREATE TABLE ${deleted} (project_id integer PRIMARY KEY);
+      CREATE TABLE ${deleted} (project_id integer PRIMARY KEY);`;
+
+  const migration: Migration = {
+    id: `${schema}/project-members-1`,
+    sql: `
+      ${tablesSql}
       ${insertOldMemberships(members, ', is_member, as_of', ", true, '-infinity'::timestamp")}
     `,
   };
@@ -66,27 +85,44 @@ export function createMembershipCopy(schema: 'auth' | 'defects') {
     );
   };
 
-  const handlers: {
-    'project.created': EventHandler<'project.created'>;
-    'project.member_added': EventHandler<'project.member_added'>;
-    'project.member_removed': EventHandler<'project.member_removed'>;
-    'project.deleted': EventHandler<'project.deleted'>;
-  } = {
-    'project.created': (tx, event) =>
-      setMembership(tx, event.data.project_id, event.data.owner_id, true, event.timestamp),
-    'project.member_added': (tx, event) =>
-      setMembership(tx, event.data.project_id, event.data.user_id, true, event.timestamp),
-    'project.member_removed': (tx, event) =>
-      setMembership(tx, event.data.project_id, event.data.user_id, false, event.timestamp),
-    'project.deleted': async (tx, event) => {
-      await tx.query(`INSERT INTO ${deleted} (project_id) VALUES ($1) ON CONFLICT DO NOTHING`, [event.data.project_id]);
-      await tx.query(`DELETE FROM ${members} WHERE project_id = $1`, [event.data.project_id]);
-    },
+  /** One membership event, whatever its order among the others. */
+  const change = async (tx: Queryable, event: MembershipChange): Promise<void> => {
+    switch (event.event_type) {
+      case 'project.created':
+        return setMembership(tx, event.data.project_id, event.data.owner_id, true, event.timestamp);
+      case 'project.member_added':
+        return setMembership(tx, event.data.project_id, event.data.user_id, true, event.timestamp);
+      case 'project.member_removed':
+        return setMembership(tx, event.data.project_id, event.data.user_id, false, event.timestamp);
+      case 'project.deleted':
+        await tx.query(`INSERT INTO ${deleted} (project_id) VALUES ($1) ON CONFLICT DO NOTHING`, [
+          event.data.project_id,
+        ]);
+        await tx.query(`DELETE FROM ${members} WHERE project_id = $1`, [event.data.project_id]);
+    }
+  };
+
+  const handlers: { [Type in MembershipEvent]: EventHandler<Type> } = {
+    'project.created': (tx, event) => change(tx, event),
+    'project.member_added': (tx, event) => change(tx, event),
+    'project.member_removed': (tx, event) => change(tx, event),
+    'project.deleted': (tx, event) => change(tx, event),
   };
 
   return {
     migration,
+    tablesSql,
     handlers,
+
+    /**
+     * For a consumer that takes every event (the event log's recorder): applies the event if it
+     * is a membership event whose data matches the contract, and ignores any other.
+     */
+    async apply(tx: Queryable, event: EventEnvelope): Promise<void> {
+      const type = event.event_type;
+      if (!isMembershipEvent(type) || contractViolation(type, event.data, 'consume') !== undefined) return;
+      await change(tx, event as MembershipChange);
+    },
 
     async isMember(db: Queryable, projectId: number, userId: number): Promise<boolean> {
       const { rows } = await db.query(`SELECT 1 FROM ${members} WHERE project_id = $1 AND user_id = $2 AND is_member`, [
@@ -94,6 +130,23 @@ export function createMembershipCopy(schema: 'auth' | 'defects') {
         userId,
       ]);
       return rows.length > 0;
+    },
+
+    /** For each of the users, the projects among `projectIds` they are a member of. */
+    async membershipsAmong(db: Queryable, userIds: number[], projectIds: number[]): Promise<Map<number, Set<number>>> {
+      const memberships = new Map<number, Set<number>>();
+      if (userIds.length === 0 || projectIds.length === 0) return memberships;
+      const { rows } = await db.query<{ user_id: number; project_id: number }>(
+        `SELECT user_id, project_id FROM ${members}
+         WHERE user_id = ANY($1::int[]) AND project_id = ANY($2::int[]) AND is_member`,
+        [userIds, projectIds],
+      );
+      for (const row of rows) {
+        const projects = memberships.get(row.user_id) ?? new Set<number>();
+        projects.add(row.project_id);
+        memberships.set(row.user_id, projects);
+      }
+      return memberships;
     },
 
     /** A subquery: the ids of the projects the user given as parameter `$n` is a member of. */

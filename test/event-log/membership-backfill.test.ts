@@ -7,6 +7,7 @@ import { connectDatabase } from '../../src/platform/db/connect.ts';
 import type { Database } from '../../src/platform/db/database.ts';
 import { migrate } from '../../src/platform/db/migrate.ts';
 import type { EventEnvelope } from '../../src/platform/events/envelope.ts';
+import { eventStore } from '../../src/services/event-log/event-store.ts';
 import { eventLogMigrations } from '../../src/services/event-log/migrations.ts';
 import { TEST_POSTGRES_URL } from '../support/environment.ts';
 import { dropDatabase, MODES } from '../support/test-system.ts';
@@ -69,7 +70,7 @@ for (const mode of MODES) {
         await migrate(db, 'event_log', eventLogMigrations);
 
         const { rows } = await db.query<{ project_id: number; user_id: number }>(
-          'SELECT project_id, user_id FROM event_log.project_members ORDER BY project_id, user_id',
+          'SELECT project_id, user_id FROM event_log.project_members WHERE is_member ORDER BY project_id, user_id',
         );
         assert.deepEqual(
           rows.map((row) => [row.project_id, row.user_id]),
@@ -80,6 +81,38 @@ for (const mode of MODES) {
             [1, 31],
           ],
         );
+        // In the shared copy's shape (decision 008): the removal is kept, so that an older
+        // member_added recorded late cannot undo it, and the deleted project has a tombstone.
+        const removed = await db.query<{ project_id: number; user_id: number }>(
+          'SELECT project_id, user_id FROM event_log.project_members WHERE NOT is_member',
+        );
+        assert.deepEqual(
+          removed.rows.map((row) => [row.project_id, row.user_id]),
+          [[1, 12]],
+        );
+        const tombstones = await db.query<{ project_id: number }>('SELECT project_id FROM event_log.deleted_projects');
+        assert.deepEqual(
+          tombstones.rows.map((row) => row.project_id),
+          [2],
+        );
+
+        // Events recorded after the migration go through the shared handlers against those rows.
+        const longAgo = '2000-01-01T00:00:00.000000';
+        await db.transaction((tx) =>
+          eventStore.recordMany(tx, [
+            { ...events.memberAdded(1, 12, 10), timestamp: longAgo }, // older than 12's removal
+            { ...events.memberAdded(2, 41, 40), timestamp: longAgo }, // project 2 is deleted
+            events.memberAdded(1, 60, 10),
+          ]),
+        );
+        const after = await db.query<{ project_id: number; user_id: number }>(
+          'SELECT project_id, user_id FROM event_log.project_members WHERE is_member AND user_id IN (12, 41, 60)',
+        );
+        assert.deepEqual(
+          after.rows.map((row) => [row.project_id, row.user_id]),
+          [[1, 60]],
+        );
+
         const subjects = await db.query<{ subject_user_id: number }>(
           "SELECT subject_user_id FROM event_log.events WHERE event_type LIKE 'user.%'",
         );

@@ -1,4 +1,5 @@
 import { topicMatches } from '../../platform/events/transport.ts';
+import { eventLogMembers } from './members.ts';
 
 /** What a reader asks for; the same filter serves the list, the stream and the history. */
 export interface EventFilter {
@@ -33,9 +34,10 @@ export interface RecordedEvent {
 export function filterToSql(filter: EventFilter, firstParam = 1): { where: string[]; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
-  const add = (condition: (placeholder: string) => string, value: unknown) => {
+  const add = (condition: (placeholder: string, position: number) => string, value: unknown) => {
     params.push(value);
-    where.push(condition(`$${firstParam + params.length - 1}`));
+    const position = firstParam + params.length - 1;
+    where.push(condition(`$${position}`, position));
   };
   if (filter.event_type !== undefined) add((p) => `('.' || event_type) ~ ${p}`, topicPatternToRegex(filter.event_type));
   if (filter.project_id !== undefined) add((p) => `project_id = ${p}`, filter.project_id);
@@ -43,13 +45,13 @@ export function filterToSql(filter: EventFilter, firstParam = 1): { where: strin
   if (filter.user_id !== undefined) add((p) => `user_id = ${p}`, filter.user_id);
   if (filter.from !== undefined) add((p) => `occurred_at >= ${p}`, filter.from);
   if (filter.to !== undefined) add((p) => `occurred_at < ${p}`, filter.to);
-  if (filter.viewer !== undefined) add((p) => visibleToSql(p), filter.viewer);
+  if (filter.viewer !== undefined) add((p, position) => visibleToSql(p, position), filter.viewer);
   return { where, params };
 }
 
 /** What a non-admin may see, in SQL: their projects' events (membership now), and user.* events about them. */
-function visibleToSql(viewer: string): string {
-  return `(project_id IN (SELECT m.project_id FROM event_log.project_members m WHERE m.user_id = ${viewer}) OR subject_user_id = ${viewer})`;
+function visibleToSql(viewer: string, position: number): string {
+  return `(project_id IN (${eventLogMembers.projectsOf(position)}) OR subject_user_id = ${viewer})`;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Queryable } from '../../platform/db/database.ts';
 import { parseEventTimestamp, type EventEnvelope } from '../../platform/events/envelope.ts';
 import type { DeliveryReport } from '../../platform/events/transport.ts';
 import { filterToSql, type EventFilter, type RecordedEvent } from './event-filter.ts';
+import { eventLogMembers } from './members.ts';
 
 const COLUMNS = `seq, event_id, event_type, user_id, timestamp_text AS timestamp, occurred_at, data, project_id, defect_id, subject_user_id`;
 
@@ -63,28 +64,11 @@ export const eventStore = {
         rows.map((row) => row.subjectUserId),
       ],
     );
-    // Only events stored now: a copy of an old member_added must not undo a later removal.
+    // Only events stored now, in the order recorded: a copy delivered again changes nothing.
     const stored = new Set(inserted.map((row) => row.event_id));
-    await applyMembershipChanges(
-      tx,
-      events.filter((event) => stored.has(event.event_id)),
-    );
-  },
-
-  /** For each of the users, the projects among `projectIds` they are a member of now. */
-  async membershipsAmong(db: Queryable, userIds: number[], projectIds: number[]): Promise<Map<number, Set<number>>> {
-    const memberships = new Map<number, Set<number>>();
-    if (userIds.length === 0 || projectIds.length === 0) return memberships;
-    const { rows } = await db.query<{ user_id: number; project_id: number }>(
-      'SELECT user_id, project_id FROM event_log.project_members WHERE user_id = ANY($1::int[]) AND project_id = ANY($2::int[])',
-      [userIds, projectIds],
-    );
-    for (const row of rows) {
-      const projects = memberships.get(row.user_id) ?? new Set<number>();
-      projects.add(row.project_id);
-      memberships.set(row.user_id, projects);
+    for (const event of events) {
+      if (stored.has(event.event_id)) await eventLogMembers.apply(tx, event);
     }
-    return memberships;
   },
 
   /** Newest first. */
@@ -182,38 +166,6 @@ export const eventStore = {
     return rows;
   },
 };
-
-/**
- * Membership as the events say, in their order: the owner from project.created, members
- * added and removed, and nobody left once the project is deleted. Rare events: a statement each.
- */
-async function applyMembershipChanges(tx: Queryable, events: EventEnvelope[]): Promise<void> {
-  for (const event of events) {
-    const projectId = integerOrNull(event.data.project_id);
-    if (projectId === null) continue;
-    const member = integerOrNull(event.event_type === 'project.created' ? event.data.owner_id : event.data.user_id);
-    switch (event.event_type) {
-      case 'project.created':
-      case 'project.member_added':
-        if (member !== null) {
-          await tx.query(
-            'INSERT INTO event_log.project_members (project_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING',
-            [projectId, member],
-          );
-        }
-        break;
-      case 'project.member_removed':
-        await tx.query('DELETE FROM event_log.project_members WHERE project_id = $1 AND user_id = $2', [
-          projectId,
-          member,
-        ]);
-        break;
-      case 'project.deleted':
-        await tx.query('DELETE FROM event_log.project_members WHERE project_id = $1', [projectId]);
-        break;
-    }
-  }
-}
 
 function integerOrNull(value: unknown): number | null {
   return Number.isInteger(value) ? (value as number) : null;

@@ -4,6 +4,7 @@ import { createWakeableLoop } from '../../platform/wakeable-loop.ts';
 import { tooManyStreams } from './errors.ts';
 import { isVisibleTo, matchesFilter, toEnvelope, type EventFilter, type RecordedEvent } from './event-filter.ts';
 import { eventStore } from './event-store.ts';
+import { eventLogMembers } from './members.ts';
 
 const TAIL_BATCH = 500;
 /** Another replica's recordings are seen this soon; this process's own at once (wake). */
@@ -246,7 +247,7 @@ async function membershipsFor(db: Database, clients: Set<StreamClient>, rows: Re
   for (const client of clients) if (client.filter.viewer !== undefined) viewers.add(client.filter.viewer);
   const projects = new Set<number>();
   for (const row of rows) if (row.project_id !== null) projects.add(row.project_id);
-  return eventStore.membershipsAmong(db, [...viewers], [...projects]);
+  return eventLogMembers.membershipsAmong(db, [...viewers], [...projects]);
 }
 
 /**

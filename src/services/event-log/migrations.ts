@@ -1,5 +1,6 @@
 import type { Migration } from '../../platform/db/migrate.ts';
 import { inboxMigration } from '../../platform/events/event-consumer.ts';
+import { eventLogMembers } from './members.ts';
 
 export const eventLogMigrations: Migration[] = [
   {
@@ -63,6 +64,19 @@ export const eventLogMigrations: Migration[] = [
       ${backfillMembersSql('{schema}')}
     `,
   },
+  {
+    // The shared membership copy (decision 008) replaces the event log's own: its table is
+    // rebuilt in that copy's shape from the rows members-2 derived, with the timestamps and
+    // tombstones the shared handlers compare new events against.
+    id: 'event-log/shared-members-3',
+    sql: `
+      ALTER TABLE {schema}.project_members RENAME TO project_members_2;
+      DROP INDEX {schema}.project_members_user;
+      ${eventLogMembers.tablesSql}
+      ${carryOverMembersSql('{schema}')}
+      DROP TABLE {schema}.project_members_2;
+    `,
+  },
 ];
 
 /** A JSON text field as an integer id, or NULL when it is not one (a bad event must not stop the migration). */
@@ -82,15 +96,7 @@ function backfillMembersSql(schema: string): string {
       ended_projects AS (SELECT project_id FROM ${schema}.events WHERE event_type = 'project.deleted' AND project_id IS NOT NULL),
       deleted_defects AS (SELECT defect_id FROM ${schema}.events WHERE event_type = 'defect.deleted' AND defect_id IS NOT NULL),
       membership_events AS (
-        SELECT DISTINCT ON (project_id, member) project_id, member, event_type
-        FROM (
-          SELECT seq, project_id, event_type,
-            CASE WHEN event_type = 'project.created' THEN ${idField("data->>'owner_id'")} ELSE ${idField("data->>'user_id'")} END AS member
-          FROM ${schema}.events
-          WHERE event_type IN ('project.created', 'project.member_added', 'project.member_removed')
-        ) changes
-        WHERE project_id IS NOT NULL AND member IS NOT NULL
-        ORDER BY project_id, member, seq DESC
+        ${latestMemberEventsSql(schema)}
       ),
       reporters AS (
         SELECT defect_id, project_id, ${idField("data->>'reporter_id'")} AS member
@@ -120,4 +126,39 @@ function backfillMembersSql(schema: string): string {
           SELECT 1 FROM membership_events m
           WHERE m.project_id = c.project_id AND m.member = c.member AND m.event_type = 'project.member_removed'
         );`;
+}
+
+/**
+ * Moves the members derived by members-2 into the shared copy's table, as the shared handlers
+ * would have left them: a deleted project's tombstone; for a user and project with member
+ * events, the latest one's outcome and timestamp (a removal kept as a non-member row, so that an
+ * older `member_added` recorded late does not bring the member back); other members (reporters,
+ * assignees) from before membership existed at -infinity, as the other copies carry theirs over.
+ */
+function carryOverMembersSql(schema: string): string {
+  return `
+      INSERT INTO ${schema}.deleted_projects (project_id)
+        SELECT DISTINCT project_id FROM ${schema}.events WHERE event_type = 'project.deleted' AND project_id IS NOT NULL;
+      INSERT INTO ${schema}.project_members (project_id, user_id, is_member, as_of)
+        SELECT project_id, user_id, true, '-infinity'::timestamp FROM ${schema}.project_members_2;
+      WITH latest AS (
+        ${latestMemberEventsSql(schema, ', timestamp_text')}
+      )
+      INSERT INTO ${schema}.project_members (project_id, user_id, is_member, as_of)
+        SELECT project_id, member, event_type <> 'project.member_removed', timestamp_text::timestamp FROM latest
+        WHERE project_id NOT IN (SELECT project_id FROM ${schema}.deleted_projects)
+        ON CONFLICT (project_id, user_id) DO UPDATE SET as_of = excluded.as_of;`;
+}
+
+/** The latest member event per project and user (owners from project.created), by recording order. */
+function latestMemberEventsSql(schema: string, columns = ''): string {
+  return `SELECT DISTINCT ON (project_id, member) project_id, member, event_type${columns}
+        FROM (
+          SELECT seq, project_id, event_type${columns},
+            CASE WHEN event_type = 'project.created' THEN ${idField("data->>'owner_id'")} ELSE ${idField("data->>'user_id'")} END AS member
+          FROM ${schema}.events
+          WHERE event_type IN ('project.created', 'project.member_added', 'project.member_removed')
+        ) changes
+        WHERE project_id IS NOT NULL AND member IS NOT NULL
+        ORDER BY project_id, member, seq DESC`;
 }
