@@ -95,6 +95,7 @@ export function createApiClient(baseUrl: string, admin = { username: 'admin', pa
   };
 
   return {
+    baseUrl,
     request,
     login,
     createUser,
