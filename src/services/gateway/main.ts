@@ -17,6 +17,7 @@ runMain('gateway', async (config, log) => {
     log,
     upstreams: { auth: AUTH_URL, projects: PROJECTS_URL, defects: DEFECTS_URL, events: EVENTS_URL },
     metricsToken: config.METRICS_TOKEN,
+    trustedProxies: config.trustedProxies,
     deadLetters: broker && {
       service: createDeadLetterService({ queues: createAmqpDeadLetters(broker), consumers: ALL_CONSUMERS }),
       verifyToken: await tokenVerifierFromConfig(config),
