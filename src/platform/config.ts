@@ -75,7 +75,10 @@ const ConfigSchema = Type.Object({
   EVENT_STREAM_CATCH_UP_PAGE: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
   // Proxies whose X-Forwarded-For names the client (docs/security.md): unset, the socket's peer is the client.
   TRUSTED_PROXIES: Type.Optional(
-    Type.String({ minLength: 1, description: 'comma-separated IP addresses or CIDR ranges, like 127.0.0.1,10.0.0.0/8' }),
+    Type.String({
+      minLength: 1,
+      description: 'comma-separated IP addresses or CIDR ranges, like 127.0.0.1,10.0.0.0/8',
+    }),
   ),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),

@@ -117,7 +117,13 @@ function headersForService(
   return { ...forwarded, 'x-forwarded-for': request.ip, 'x-request-id': request.id, traceparent: request.traceparent };
 }
 
-const FORWARDING_HEADERS = new Set(['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip']);
+const FORWARDING_HEADERS = new Set([
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+]);
 
 /** A service's /readyz; with the token, so that a service on another host shows the gateway its details. */
 async function readinessOf(url: string, metricsToken: string | undefined): Promise<{ ok: boolean; detail: unknown }> {
