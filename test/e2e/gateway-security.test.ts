@@ -4,21 +4,22 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createApiClient } from '../support/api-client.ts';
 import { deleteQueues } from '../support/broker.ts';
 import { SERVICE_QUEUES, TEST_AMQP_URL, TEST_POSTGRES_URL } from '../support/environment.ts';
 import { freePort } from '../support/free-port.ts';
 import { startProcess, type ServiceProcess } from '../support/processes.ts';
-import { dropDatabase } from '../support/test-system.ts';
+import { dropDatabase, eventually } from '../support/test-system.ts';
 
-// The client address that sign-ins are counted by, with the gateway and auth in processes of
-// their own. On Linux all of 127.0.0.0/8 is this machine, so a client can connect from
+// The gateway and auth in processes of their own: the gateway's dead-letter API refuses a
+// revoked token, and the client address that sign-ins are counted by. On Linux all of 127.0.0.0/8 is this machine, so a client can connect from
 // 127.0.0.2, 127.0.0.3, …: distinct peer addresses without a second host. Auth trusts
 // X-Forwarded-For from 127.0.0.1 only (where the gateway's connections come from); a second
 // auth process, on the same database, trusts no proxy.
 const LIMIT = 3;
 const REFUSED_FROM_THE_4TH = [...Array(LIMIT).fill(401), 429];
 
-describe('client addresses behind the gateway (TRUSTED_PROXIES)', () => {
+describe('the gateway in front of auth: client addresses (TRUSTED_PROXIES) and revoked tokens', () => {
   const databaseUrl = `${TEST_POSTGRES_URL}/dc_client_address_${process.pid}_${Date.now()}`;
   const processes: ServiceProcess[] = [];
   let dataDir: string;
@@ -90,6 +91,26 @@ describe('client addresses behind the gateway (TRUSTED_PROXIES)', () => {
       });
       outgoing.end(options.body);
     });
+
+  // First: the address tests below use up 127.0.0.1's sign-ins, which this one needs.
+  it("when an admin is demoted, then the gateway's dead-letter API refuses their old token within 2 s", async () => {
+    const api = createApiClient(gateway.url);
+    const admin = await api.login('admin', 'admin-secret');
+    const demoted = await api.createUser('admin');
+    assert.equal((await api.get('/v1/admin/dead-letters', demoted.token)).status, 200);
+    const changedAt = Date.now();
+    assert.equal((await api.patch(`/v1/users/${demoted.id}`, { role: 'engineer' }, admin)).status, 200);
+    await eventually(
+      async () => (await api.get('/v1/admin/dead-letters', demoted.token)).status === 401,
+      2_000 - (Date.now() - changedAt),
+      "the gateway to refuse the demoted admin's old token",
+    );
+    const refused = await api.get('/v1/admin/dead-letters', demoted.token);
+    assert.equal(typeof refused.body.detail, 'string');
+    const renewed = await api.login(demoted.username, 'password-123');
+    assert.equal((await api.get('/v1/admin/dead-letters', renewed)).status, 403, 'an engineer now');
+    assert.equal((await api.get('/v1/admin/dead-letters', admin)).status, 200, 'other admins are not affected');
+  });
 
   let attempts = 0;
   /** A failed sign-in of a username never used before: only the address's count can refuse it. */
