@@ -53,7 +53,7 @@ export function listenForRevocations(options: {
 }
 
 /** Revokes what the event says; anything else is logged and dropped (this queue has no dead letters). */
-function applyRevocation(body: unknown, revocations: TokenRevocations, log: Logger): void {
+export function applyRevocation(body: unknown, revocations: TokenRevocations, log: Logger): void {
   const parsed = parseEnvelope(body);
   if ('error' in parsed) {
     log.warn({ error: parsed.error }, 'token revocation message ignored');
