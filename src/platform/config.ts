@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import ms, { type StringValue } from 'ms';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
@@ -72,6 +73,13 @@ const ConfigSchema = Type.Object({
   EVENT_STREAMS_PER_PROCESS: Type.Integer({ minimum: 1, maximum: 100_000, default: 1_000 }),
   EVENT_STREAM_MAX_UNSENT_BYTES: Type.Integer({ minimum: 1_024, maximum: 1_073_741_824, default: 1_048_576 }),
   EVENT_STREAM_CATCH_UP_PAGE: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
+  // Proxies whose X-Forwarded-For names the client (docs/security.md): unset, the socket's peer is the client.
+  TRUSTED_PROXIES: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'comma-separated IP addresses or CIDR ranges, like 127.0.0.1,10.0.0.0/8',
+    }),
+  ),
   AUTH_URL: Type.Optional(Url),
   PROJECTS_URL: Type.Optional(Url),
   DEFECTS_URL: Type.Optional(Url),
@@ -99,6 +107,8 @@ export type Config = Readonly<
     signInFailureWindowMs: number;
     /** REGISTRATION_WINDOW in milliseconds. */
     registrationWindowMs: number;
+    /** TRUSTED_PROXIES as a list; empty when unset (no proxy is trusted). */
+    trustedProxies: string[];
   }
 >;
 
@@ -125,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const converted = Value.Default(ConfigSchema, convertWholeNumbers(raw));
   const problems = schemaProblems(converted, raw);
   if (problems.length === 0) problems.push(...durationProblems(converted as RawConfig));
+  if (problems.length === 0) problems.push(...trustedProxyProblems((converted as RawConfig).TRUSTED_PROXIES));
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   }
@@ -142,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsRefreshMs: parseDelays(config.METRICS_REFRESH_INTERVAL)[0],
     signInFailureWindowMs: parseDelays(config.SIGN_IN_FAILURE_WINDOW)[0],
     registrationWindowMs: parseDelays(config.REGISTRATION_WINDOW)[0],
+    trustedProxies: parseAddressList(config.TRUSTED_PROXIES),
   });
 }
 
@@ -176,6 +188,29 @@ function durationProblems(config: RawConfig): string[] {
       ([variable, given]) =>
         `${variable}=${JSON.stringify(given)}: each delay must be at least 1ms and at most 24 days`,
     );
+}
+
+const parseAddressList = (list: string | undefined) =>
+  (list ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+
+/** An address or a range `address/prefix`: Fastify's proxy matching would throw on anything else at start. */
+function isAddressOrRange(entry: string): boolean {
+  const [address, prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+function trustedProxyProblems(list: string | undefined): string[] {
+  const wrong = parseAddressList(list).filter((entry) => !isAddressOrRange(entry));
+  if (list !== undefined && parseAddressList(list).length === 0) wrong.push(list);
+  return wrong.map(
+    (entry) => `TRUSTED_PROXIES: ${JSON.stringify(entry)} is not an IP address or a CIDR range like 10.0.0.0/8`,
+  );
 }
 
 /** Only declared variables, with empty strings treated as unset (as shells often pass them). */

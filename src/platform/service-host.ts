@@ -98,6 +98,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     title: `Defect Control — ${options.name}`,
     verifyToken,
     metricsToken: config.METRICS_TOKEN,
+    trustedProxies: config.trustedProxies,
     readiness: [
       {
         name: 'database',

@@ -49,6 +49,8 @@ export interface HttpAppOptions {
   readiness: ReadinessCheck[];
   /** METRICS_TOKEN: closes /metrics and opens /readyz details to non-loopback callers that send it. */
   metricsToken?: string;
+  /** TRUSTED_PROXIES: see createBaseApp. */
+  trustedProxies?: string[];
 }
 
 const OPERATIONS_ROUTES = new Set(['/metrics', '/healthz', '/readyz']);
@@ -62,9 +64,14 @@ export function createBaseApp(
   log: Logger,
   metrics: Metrics,
   access: OperatorAccess = operatorAccess(undefined),
+  trustedProxies: string[] = [],
 ): HttpApp {
   const app = Fastify({
     loggerInstance: log,
+    // request.ip (the address sign-ins and registrations are counted by) is the socket's peer,
+    // or, when that peer is one of TRUSTED_PROXIES, the nearest untrusted address in its
+    // X-Forwarded-For. The operator endpoints read the socket itself (operator-access.ts).
+    trustProxy: trustedProxies.length > 0 ? trustedProxies : false,
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 256 * 1024,
     // The gateway sets the id or accepts the caller's, and every log line and event carries it.
@@ -128,7 +135,7 @@ export function sendReadiness(
 /** A service's app: the base, OpenAPI at /docs, the auth guard, readiness. It does not listen. */
 export async function createHttpApp(options: HttpAppOptions): Promise<HttpApp> {
   const access = operatorAccess(options.metricsToken);
-  const app = createBaseApp(options.log, options.metrics, access);
+  const app = createBaseApp(options.log, options.metrics, access, options.trustedProxies);
   await app.register(formBody);
   await app.register(swagger, {
     openapi: {

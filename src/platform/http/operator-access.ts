@@ -39,8 +39,8 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 const sha256 = (text: string) => createHash('sha256').update(text).digest();
 
 /**
- * The socket's peer address, never a forwarded-for header (trustProxy stays off): a header
- * is the client's word, the socket is not. 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6.
+ * The socket's peer address, never a forwarded-for header, not even from TRUSTED_PROXIES
+ * (so not `request.ip`): behind a proxy on this machine every client would look local. 127.0.0.0/8 and ::1, also as IPv4-mapped IPv6.
  */
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;

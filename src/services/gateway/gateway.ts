@@ -2,6 +2,8 @@ import httpProxy from '@fastify/http-proxy';
 import replyFrom from '@fastify/reply-from';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import { request } from 'undici';
 import type { TokenVerifier } from '../../platform/auth/access-token.ts';
 import { authGuard } from '../../platform/http/auth-guard.ts';
@@ -40,9 +42,11 @@ export async function buildGateway(options: {
   deadLetters?: { service: DeadLetterService; verifyToken: TokenVerifier };
   /** METRICS_TOKEN: closes /metrics, and is sent to the services to read their /readyz details. */
   metricsToken?: string;
+  /** TRUSTED_PROXIES: a load balancer in front of the gateway whose X-Forwarded-For names the client. */
+  trustedProxies?: string[];
 }): Promise<HttpApp> {
   const access = operatorAccess(options.metricsToken);
-  const app = createBaseApp(options.log, createMetrics(), access);
+  const app = createBaseApp(options.log, createMetrics(), access, options.trustedProxies);
   if (options.deadLetters) {
     await app.register(authGuard, { verifyToken: options.deadLetters.verifyToken });
     await app.register(deadLetterRoutes(options.deadLetters.service));
@@ -55,11 +59,7 @@ export async function buildGateway(options: {
       prefix: route.prefix,
       rewritePrefix: route.prefix,
       replyOptions: {
-        rewriteRequestHeaders: (originalRequest, headers) => ({
-          ...headers,
-          'x-request-id': originalRequest.id,
-          traceparent: originalRequest.traceparent,
-        }),
+        rewriteRequestHeaders: (originalRequest, headers) => headersForService(originalRequest, headers),
       },
     });
   }
@@ -70,11 +70,7 @@ export async function buildGateway(options: {
     await scope.register(replyFrom, { base: options.upstreams.events });
     scope.get('/v1/defects/:id/history', (request, reply) =>
       reply.from(request.url, {
-        rewriteRequestHeaders: (_req, headers) => ({
-          ...headers,
-          'x-request-id': request.id,
-          traceparent: request.traceparent,
-        }),
+        rewriteRequestHeaders: (_req, headers) => headersForService(request, headers),
       }),
     );
   });
@@ -104,6 +100,30 @@ export async function buildGateway(options: {
   });
   return app;
 }
+
+/**
+ * What a service gets besides the caller's headers: the request id and trace, and the
+ * caller's address in X-Forwarded-For. The caller's own X-Forwarded-* headers are replaced or
+ * dropped, never passed on: a service that trusts the gateway (TRUSTED_PROXIES) takes the
+ * header's address as the client's, so a client must not be able to write it.
+ * `request.ip` is the socket's peer, or the client named by a proxy the gateway trusts.
+ */
+function headersForService(
+  request: Pick<FastifyRequest, 'ip' | 'id' | 'traceparent'>,
+  headers: IncomingHttpHeaders,
+): IncomingHttpHeaders {
+  const forwarded = { ...headers };
+  for (const name of Object.keys(forwarded)) if (FORWARDING_HEADERS.has(name.toLowerCase())) delete forwarded[name];
+  return { ...forwarded, 'x-forwarded-for': request.ip, 'x-request-id': request.id, traceparent: request.traceparent };
+}
+
+const FORWARDING_HEADERS = new Set([
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+]);
 
 /** A service's /readyz; with the token, so that a service on another host shows the gateway its details. */
 async function readinessOf(url: string, metricsToken: string | undefined): Promise<{ ok: boolean; detail: unknown }> {

@@ -253,3 +253,20 @@ describe('loadConfig result', () => {
     assert.equal(config.PORT, 8080);
   });
 });
+
+describe('loadConfig TRUSTED_PROXIES', () => {
+  it('trusts no proxy by default', () => {
+    assert.deepEqual(loadConfig({}).trustedProxies, []);
+  });
+
+  it('reads a comma-separated list of addresses and CIDR ranges, IPv4 and IPv6', () => {
+    const config = loadConfig({ TRUSTED_PROXIES: ' 127.0.0.1, 10.0.0.0/8,::1 , fd00::/8' });
+    assert.deepEqual(config.trustedProxies, ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8']);
+  });
+
+  for (const value of ['gateway.local', '10.0.0.0/33', '::1/129', '10.0.0.1/8/8', '10.0.0/8', ' , ']) {
+    it(`rejects ${JSON.stringify(value)} naming the variable`, () => {
+      assertConfigError({ TRUSTED_PROXIES: value }, 'TRUSTED_PROXIES');
+    });
+  }
+});
