@@ -11,6 +11,11 @@ import { Value, ValuePointer } from '@sinclair/typebox/value';
 const Credentials = Type.String({ pattern: '^[^:]+:.+$', description: 'name:password' });
 const Url = Type.String({ pattern: '^[a-z][a-z0-9+.-]*://' });
 
+const DURATION = '\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*';
+/** One delay with a unit, like 30s or 500ms (its bounds are checked once parsed: durationProblems). */
+const Duration = (defaultValue: string) =>
+  Type.String({ pattern: `^${DURATION}$`, default: defaultValue, description: 'a duration like 30s, 500ms or 15m' });
+
 const ConfigSchema = Type.Object({
   // Unset: 127.0.0.1 in embedded mode (a laptop's demo, with the demo password), else 0.0.0.0.
   HOST: Type.Optional(Type.String({ minLength: 1 })),
@@ -32,15 +37,11 @@ const ConfigSchema = Type.Object({
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   MAIL_FROM: Type.String({ minLength: 3, default: 'Defect Control <noreply@defect-control.local>' }),
   EVENTS_RETRY_DELAYS: Type.String({
-    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*(,\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*)*$',
+    pattern: `^${DURATION}(,${DURATION})*$`,
     default: '1s,5s,30s,2m,10m',
     description: 'comma-separated delays like 200ms,1s,2m',
   }),
-  EVENTS_CONFIRM_TIMEOUT: Type.String({
-    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
-    default: '30s',
-    description: 'a delay like 30s or 500ms',
-  }),
+  EVENTS_CONFIRM_TIMEOUT: Duration('30s'),
   // Operator endpoints (issue 11, limits): unset, /metrics stays open and /readyz details go to loopback only.
   METRICS_TOKEN: Type.Optional(
     Type.String({
@@ -48,26 +49,14 @@ const ConfigSchema = Type.Object({
       description: '16-256 characters of A-Z a-z 0-9 . _ ~ + / = -',
     }),
   ),
-  METRICS_REFRESH_INTERVAL: Type.String({
-    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
-    default: '5s',
-    description: 'a delay like 5s or 500ms',
-  }),
+  METRICS_REFRESH_INTERVAL: Duration('5s'),
   ASSIGNMENT_MAILS_PER_HOUR: Type.Integer({ minimum: 1, maximum: 1000, default: 3 }),
   // Sign-in throttling and password rules (issue 11); docs/security.md.
   SIGN_IN_MAX_FAILURES_PER_USERNAME: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
   SIGN_IN_MAX_FAILURES_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 50 }),
-  SIGN_IN_FAILURE_WINDOW: Type.String({
-    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
-    default: '15m',
-    description: 'a duration like 15m or 30s',
-  }),
+  SIGN_IN_FAILURE_WINDOW: Duration('15m'),
   REGISTRATIONS_PER_ADDRESS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10 }),
-  REGISTRATION_WINDOW: Type.String({
-    pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$',
-    default: '1h',
-    description: 'a duration like 1h or 10m',
-  }),
+  REGISTRATION_WINDOW: Duration('1h'),
   // The event stream's limits (docs/security.md, Limits): open streams, and what a client may leave unread.
   EVENT_STREAMS_PER_USER: Type.Integer({ minimum: 1, maximum: 1_000, default: 5 }),
   EVENT_STREAMS_PER_PROCESS: Type.Integer({ minimum: 1, maximum: 100_000, default: 1_000 }),
