@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { openEventStream } from '../support/sse-client.ts';
+import { eventually } from '../support/test-system.ts';
 import {
   events,
   getAs,
@@ -45,6 +47,43 @@ describe('event stream: open streams per user and per process', () => {
     assert.equal(service.module.closeStreamsOfUser(alice.id), 0, 'none left');
     ofBob.close();
     ofCarol.close();
+  });
+});
+
+describe('event stream: a client that hangs up while its request is checked', () => {
+  let service: EventLogHost;
+  before(async () => {
+    service = await startEventLogHost({ EVENT_STREAMS_PER_USER: '2' });
+  });
+  after(async () => {
+    await service?.close();
+  });
+
+  it('does not keep its slot: after many such hang-ups the user still opens streams', async () => {
+    const dave = await reader(31);
+    const { port } = new URL(service.url);
+    // Each request is sent whole and the connection reset at once, while the server still
+    // checks the token and reads the Last-Event-ID's position.
+    for (let attempt = 0; attempt < 20; attempt += 1) {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(
+        `GET /v1/events/stream HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${dave.token}\r\nlast-event-id: 0\r\n\r\n`,
+      );
+      socket.resetAndDestroy();
+    }
+    // The limit is 2: both fresh streams open once the hung-up requests have let go of theirs.
+    const streams: Array<Awaited<ReturnType<typeof streamOf>>> = [];
+    await eventually(
+      async () => {
+        while (streams.length < 2) streams.push(await streamOf(service, dave)); // throws on a 429
+        return true;
+      },
+      5_000,
+      'two streams opened after the hang-ups (their slots released)',
+    );
+    assert.equal(service.module.closeStreamsOfUser(dave.id), 2, 'exactly the two streams just opened');
+    await Promise.all(streams.map((stream) => stream.ended));
   });
 });
 

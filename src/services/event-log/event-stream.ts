@@ -30,6 +30,8 @@ export interface StreamOutput {
   off(event: 'drain' | 'close', listener: () => void): unknown;
   end(): unknown;
   destroy(): unknown;
+  /** The connection is gone: its 'close' may have fired before the stream was followed. */
+  readonly socket?: { readonly destroyed: boolean } | null;
 }
 
 export interface StreamRequest {
@@ -167,6 +169,9 @@ function openSlot(state: StreamState, userId: number): StreamSlot {
   const slot: StreamSlot = {
     async follow(request, out) {
       out.once('close', () => end('client closed'));
+      // A client that hung up while the request was checked (token, Last-Event-ID) had its
+      // 'close' before the listener above: its slot must not be held until the token expires.
+      if (out.socket === null || out.socket?.destroyed) return end('client closed');
       const cursor = request.lastSeq ?? (await currentPosition(db, position));
       client = { userId, filter: request.filter, cursor, live: false, out, end };
       // Ended while the position was read (revoked, server closing): end the response too.
