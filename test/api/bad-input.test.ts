@@ -407,6 +407,12 @@ for (const mode of MODES) {
 
       it('when the path id is beyond a 32-bit integer, then 422 naming id', async () => {
         refused('huge id', await api.get('/v1/defects/99999999999', owner.token), 422, 'id');
+        refused(
+          'huge owner_id filter',
+          await api.get('/v1/projects?owner_id=3000000000', owner.token),
+          422,
+          'owner_id',
+        );
       });
 
       it('when a PATCH body is {}, then 422', async () => {

@@ -32,7 +32,7 @@ export const PatchProjectBody = Type.Object(
 export const ProjectIdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2147483647 }) });
 
 export const ProjectListQuery = Type.Object(
-  { ...PageQuery, owner_id: Type.Optional(Type.Integer({ minimum: 1 })) },
+  { ...PageQuery, owner_id: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647 })) },
   { additionalProperties: false },
 );
 
