@@ -75,6 +75,14 @@ for (const mode of MODES) {
       }
     });
 
+    it('when a username differs in case, then it finds the user; a name the database alone would fold to it (admİn) does not', async () => {
+      assert.equal((await signIn('ADMIN', 'admin-secret')).status, 200);
+      // PostgreSQL with a glibc or C.UTF-8 collation lowers the dotted capital I to i, JavaScript
+      // does not: the throttle's key and the lookup must agree, or each such spelling would
+      // count its failures apart while reaching the same user.
+      assert.equal((await signIn('admİn', 'admin-secret')).status, 401);
+    });
+
     it('when a disabled user signs in with the right password, then 401 with the wrong password message; enabled again, they sign in', async () => {
       const admin = await adminOf(api);
       const user = await api.createUser('engineer');

@@ -41,10 +41,15 @@ export const usersRepository = {
     return rows[0];
   },
 
+  /**
+   * By username, case-insensitively. The name is lowered here, as the sign-in throttle lowers
+   * its key: lowered by the database instead, a name like `admİn` (dotted capital I) could find
+   * `admin` while counting its failures under another key.
+   */
   async findCredentials(db: Queryable, username: string) {
     const { rows } = await db.query<UserWithGeneration & { password_hash: string }>(
-      `SELECT ${USER_COLUMNS}, password_hash, token_generation FROM auth.users WHERE lower(username) = lower($1)`,
-      [username],
+      `SELECT ${USER_COLUMNS}, password_hash, token_generation FROM auth.users WHERE lower(username) = $1`,
+      [username.toLowerCase()],
     );
     return rows[0];
   },
